@@ -1,0 +1,64 @@
+// Helpers shared by the CUDA kernels: dtype dispatch, float conversion, error checks.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "common.h"
+
+namespace dt {
+
+inline void cuda_check(cudaError_t err, const char* what) {
+  if (err != cudaSuccess)
+    throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(err));
+}
+
+inline cudaStream_t as_stream(std::uintptr_t s) { return reinterpret_cast<cudaStream_t>(s); }
+
+template <typename T>
+__device__ __forceinline__ float to_float(T v);
+template <>
+__device__ __forceinline__ float to_float<float>(float v) { return v; }
+template <>
+__device__ __forceinline__ float to_float<__half>(__half v) { return __half2float(v); }
+template <>
+__device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat16 v) {
+  return __bfloat162float(v);
+}
+
+template <typename T>
+__device__ __forceinline__ T from_float(float v);
+template <>
+__device__ __forceinline__ float from_float<float>(float v) { return v; }
+template <>
+__device__ __forceinline__ __half from_float<__half>(float v) { return __float2half_rn(v); }
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
+
+}  // namespace dt
+
+// Calls the templated body with `scalar_t` bound to the CUDA type of `dtype`.
+#define DT_DISPATCH_FLOATING(dtype, ...)                                   \
+  [&] {                                                                    \
+    switch (dtype) {                                                       \
+      case ::dt::DType::kFloat32: {                                        \
+        using scalar_t = float;                                            \
+        return __VA_ARGS__();                                              \
+      }                                                                    \
+      case ::dt::DType::kFloat16: {                                        \
+        using scalar_t = __half;                                           \
+        return __VA_ARGS__();                                              \
+      }                                                                    \
+      case ::dt::DType::kBFloat16: {                                       \
+        using scalar_t = __nv_bfloat16;                                    \
+        return __VA_ARGS__();                                              \
+      }                                                                    \
+    }                                                                      \
+    throw std::invalid_argument("disenttalk_fast._C: unsupported dtype"); \
+  }()

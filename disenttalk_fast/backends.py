@@ -1,0 +1,76 @@
+"""Which implementation of an op runs: the pure-PyTorch reference or a fused kernel.
+
+`backend="auto"` resolves, in order, to the value of the DISENTTALK_BACKEND environment variable
+(when set), then to "cuda" for CUDA tensors when the CUDA kernels were compiled in, "cpu" for CPU
+tensors when the C++ kernels are built, else "reference". An explicit backend that cannot run the
+given tensors is an error, never a silent fallback.
+"""
+
+from __future__ import annotations
+
+import os
+
+from disenttalk_fast import _native
+
+BACKENDS = ("auto", "reference", "cpu", "cuda", "triton")
+ENV_VAR = "DISENTTALK_BACKEND"
+
+
+class BackendError(RuntimeError):
+    """The requested backend is unknown or cannot run here."""
+
+
+def triton_available() -> bool:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def triton_interpreted() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def _validate_name(name: str, source: str) -> str:
+    if name not in BACKENDS:
+        raise BackendError(f"{source}: unknown backend '{name}' (choose from {', '.join(BACKENDS)})")
+    return name
+
+
+def resolve(backend: str, device) -> str:
+    """Turn a requested backend name into the concrete one for tensors on `device`."""
+    backend = _validate_name(backend, "backend")
+    if backend == "auto":
+        env = os.environ.get(ENV_VAR)
+        if env:
+            backend = _validate_name(env.strip().lower(), ENV_VAR)
+    if backend == "auto":
+        if device.type == "cuda" and _native.cuda_compiled():
+            return "cuda"
+        if device.type == "cpu" and _native.cpu_available():
+            return "cpu"
+        return "reference"
+    check_runnable(backend, device)
+    return backend
+
+
+def check_runnable(backend: str, device) -> None:
+    if backend == "reference":
+        return
+    if backend == "cpu":
+        if device.type != "cpu":
+            raise BackendError(f"backend 'cpu' needs CPU tensors, got tensors on {device}")
+        _native.require_cpu()
+    elif backend == "cuda":
+        if device.type != "cuda":
+            raise BackendError(f"backend 'cuda' needs CUDA tensors, got tensors on {device}")
+        _native.require_cuda()
+    elif backend == "triton":
+        if not triton_available():
+            raise BackendError("backend 'triton' needs the triton package (pip install triton)")
+        if device.type != "cuda" and not (device.type == "cpu" and triton_interpreted()):
+            raise BackendError(
+                f"backend 'triton' needs CUDA tensors (or TRITON_INTERPRET=1 for CPU), "
+                f"got tensors on {device}"
+            )

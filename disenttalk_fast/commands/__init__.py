@@ -1,0 +1,1 @@
+"""One module per `disenttalk` subcommand (see disenttalk_fast/cli.py)."""

@@ -1,0 +1,99 @@
+"""Helpers for testing a fused op against its pure-PyTorch reference.
+
+- `backend_cases()`: every (backend, device, dtype) a machine can run, with skip marks for the
+  rest, so CUDA cases skip cleanly without a GPU and bf16 stays off the Triton interpreter.
+- `assert_matches_reference()`: fp32 is held to a tight tolerance; half precision is held to an
+  error budget of twice the error the reference itself makes in that precision (the
+  flash-attention rule), plus a small absolute floor.
+- `strided()`: the same values with non-trivial strides (a slice of a wider tensor).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from disenttalk_fast import _native, backends
+
+HAS_CUDA = torch.cuda.is_available()
+CUDA_KERNELS = _native.cuda_compiled()
+TRITON = backends.triton_available()
+
+FP32_TOL = dict(rtol=3e-4, atol=1e-4)
+
+
+def backend_cases(include_reference: bool = False):
+    """pytest params of (backend, device, dtype)."""
+    cases = []
+    if include_reference:
+        cases.append(pytest.param("reference", "cpu", torch.float32, id="reference-cpu-fp32"))
+    cases.append(pytest.param("cpu", "cpu", torch.float32, id="cpu-fp32",
+                              marks=pytest.mark.skipif(not _native.cpu_available(),
+                                                       reason="C++ kernels not built")))
+    for dtype, tag in ((torch.float32, "fp32"), (torch.float16, "fp16"), (torch.bfloat16, "bf16")):
+        cases.append(pytest.param("cuda", "cuda", dtype, id=f"cuda-{tag}", marks=[
+            pytest.mark.cuda,
+            pytest.mark.skipif(not HAS_CUDA, reason="no CUDA device"),
+            pytest.mark.skipif(not CUDA_KERNELS, reason="CUDA kernels not compiled in"),
+        ]))
+    # Triton: on the GPU when there is one, else on the CPU interpreter (fp32/fp16; the
+    # interpreter's bf16 dot products are unreliable, so bf16 is GPU-only).
+    tdev = "cuda" if HAS_CUDA else "cpu"
+    for dtype, tag in ((torch.float32, "fp32"), (torch.float16, "fp16"), (torch.bfloat16, "bf16")):
+        marks = [pytest.mark.skipif(not TRITON, reason="triton not installed")]
+        if dtype == torch.bfloat16 and not HAS_CUDA:
+            marks.append(pytest.mark.skip(reason="bf16 Triton runs on the GPU only"))
+        cases.append(pytest.param("triton", tdev, dtype, id=f"triton-{tdev}-{tag}", marks=marks))
+    return cases
+
+
+def strided(t: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """A non-contiguous view holding the same values: every other element of a wider tensor."""
+    shape = list(t.shape)
+    shape[dim] *= 2
+    wide = torch.zeros(shape, dtype=t.dtype, device=t.device)
+    index = [slice(None)] * t.dim()
+    index[dim] = slice(0, None, 2)
+    view = wide[tuple(index)]
+    view.copy_(t)
+    assert not view.is_contiguous() or t.numel() <= 1
+    return view
+
+
+def assert_matches_reference(out, ref_fn, inputs, *, rtol=None, atol=None, budget=2.0,
+                             floor=None):
+    """Compare `out` (computed in inputs' dtype) with `ref_fn` evaluated in fp32 on the CPU.
+
+    fp32: plain allclose. fp16/bf16: max |out - ref32| must be ≤ budget × the max error of the
+    reference run in that same low precision, plus an absolute floor.
+    """
+    to32 = [x.detach().float().cpu() if isinstance(x, torch.Tensor) else x for x in inputs]
+    ref32 = ref_fn(*to32)
+    outs, refs = _as_tuple(out), _as_tuple(ref32)
+    for o, r in zip(outs, refs):
+        o = o.detach().float().cpu()
+        assert o.shape == r.shape, f"shape {tuple(o.shape)} != reference {tuple(r.shape)}"
+        assert torch.isfinite(o).all(), "non-finite values in kernel output"
+        if outs[0].dtype == torch.float32 and inputs_dtype(inputs) == torch.float32:
+            torch.testing.assert_close(o, r, rtol=rtol or FP32_TOL["rtol"],
+                                       atol=atol or FP32_TOL["atol"])
+    if inputs_dtype(inputs) != torch.float32:
+        low = ref_fn(*[x.detach().cpu() if isinstance(x, torch.Tensor) else x for x in inputs])
+        for o, r, lo in zip(outs, refs, _as_tuple(low)):
+            ref_err = (lo.float() - r).abs().max().item()
+            err = (o.detach().float().cpu() - r).abs().max().item()
+            scale = r.abs().max().item()
+            allowed = budget * ref_err + (floor if floor is not None else 1e-3 * max(scale, 1.0))
+            assert err <= allowed, f"low-precision error {err:.3g} > allowed {allowed:.3g} " \
+                                   f"(reference's own error {ref_err:.3g})"
+
+
+def inputs_dtype(inputs):
+    for x in inputs:
+        if isinstance(x, torch.Tensor) and x.is_floating_point():
+            return x.dtype
+    return torch.float32
+
+
+def _as_tuple(x):
+    return tuple(x) if isinstance(x, (tuple, list)) else (x,)

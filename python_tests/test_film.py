@@ -1,0 +1,98 @@
+"""film: every backend against the reference over edge-case shapes, plus opcheck and errors."""
+
+import pytest
+import torch
+
+from disenttalk_fast import backends, ops, reference
+from disenttalk_fast._bridge import OpInputError
+from op_testing import assert_matches_reference, backend_cases, strided
+
+# (B, L, C): length 1, odd lengths, non-power-of-two channels, batch 1 and 3, a vector-width
+# multiple and a large-ish row count.
+SHAPES = [(1, 1, 1), (1, 1, 256), (3, 7, 5), (1, 129, 96), (3, 151, 257), (2, 250, 256)]
+
+
+def make(shape, dtype, device, residual=True, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    B, L, C = shape
+    x = torch.randn(B, L, C, generator=g)
+    gamma = 1 + 0.5 * torch.randn(B, C, generator=g)
+    beta = torch.randn(B, C, generator=g)
+    res = torch.randn(B, L, C, generator=g) if residual else None
+    cast = lambda t: None if t is None else t.to(device=device, dtype=dtype)  # noqa: E731
+    return cast(x), cast(gamma), cast(beta), cast(res)
+
+
+@pytest.mark.parametrize("backend,device,dtype", backend_cases())
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("residual", [True, False], ids=["res", "nores"])
+def test_matches_reference(backend, device, dtype, shape, residual):
+    x, g, b, r = make(shape, dtype, device, residual)
+    out = ops.film(x, g, b, r, backend=backend)
+    assert out.dtype == dtype and out.device.type == device
+    assert_matches_reference(out, reference.film, (x, g, b, r))
+
+
+@pytest.mark.parametrize("backend,device,dtype", backend_cases())
+def test_non_contiguous(backend, device, dtype):
+    x, g, b, r = make((3, 9, 33), dtype, device)
+    xs, gs, rs = strided(x, dim=1), strided(g, dim=1), strided(r, dim=2)
+    out = ops.film(xs, gs, b, rs, backend=backend)
+    assert_matches_reference(out, reference.film, (x, g, b, r))
+
+
+@pytest.mark.parametrize("backend,device,dtype", backend_cases())
+def test_gradients_match_reference(backend, device, dtype):
+    if dtype != torch.float32:
+        pytest.skip("gradients are compared in fp32")
+    inputs = [t.requires_grad_() for t in make((2, 5, 6), dtype, device)]
+    ops.film(*inputs, backend=backend).square().sum().backward()
+    got = [t.grad.clone() for t in inputs]
+    ref_inputs = [t.detach().clone().requires_grad_() for t in inputs]
+    reference.film(*ref_inputs).square().sum().backward()
+    for a, e in zip(got, ref_inputs):
+        torch.testing.assert_close(a, e.grad, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("op_name", ["film", "film_triton"])
+def test_opcheck(op_name):
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if op_name == "film_triton" and not backends.triton_available():
+        pytest.skip("triton not installed")
+    op = getattr(torch.ops.disenttalk_fast, op_name).default
+    for residual in (True, False):
+        args = make((2, 3, 8), torch.float32, device, residual)
+        args = tuple(t.requires_grad_() if t is not None else None for t in args)
+        torch.library.opcheck(op, args)
+
+
+def test_torch_compile_fullgraph():
+    x, g, b, r = make((2, 6, 16), torch.float32, "cpu")
+    fn = torch.compile(lambda *a: ops.film(*a, backend="cpu"), fullgraph=True, backend="eager")
+    torch.testing.assert_close(fn(x, g, b, r), reference.film(x, g, b, r))
+
+
+def test_env_var_overrides_auto(monkeypatch):
+    x, g, b, r = make((1, 2, 3), torch.float32, "cpu")
+    monkeypatch.setenv(backends.ENV_VAR, "reference")
+    assert backends.resolve("auto", x.device) == "reference"
+    monkeypatch.setenv(backends.ENV_VAR, "bogus")
+    with pytest.raises(backends.BackendError, match="DISENTTALK_BACKEND: unknown backend 'bogus'"):
+        ops.film(x, g, b, r)
+
+
+def test_bad_inputs_give_one_line_errors():
+    x, g, b, r = make((2, 4, 3), torch.float32, "cpu")
+    with pytest.raises(OpInputError, match=r"film: gamma has shape \(1, 3\), expected \(2, 3\)"):
+        ops.film(x, g[:1], b, r)
+    with pytest.raises(OpInputError, match="film: x must have 3 dims"):
+        ops.film(x[0], g, b)
+    with pytest.raises(OpInputError, match="film: beta has dtype torch.float64"):
+        ops.film(x, g, b.double())
+    with pytest.raises(OpInputError, match="backend 'cpu' supports float32"):
+        ops.film(x.half(), g.half(), b.half(), backend="cpu")
+    with pytest.raises(backends.BackendError, match="unknown backend 'gpu'"):
+        ops.film(x, g, b, backend="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(backends.BackendError, match="backend 'cuda' needs CUDA tensors"):
+            ops.film(x, g, b, backend="cuda")
