@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import torch
 
@@ -20,9 +21,12 @@ def test_build_info_fields():
     assert info["auto_backend_cpu"] in ("cpu", "reference")
 
 
-def test_info_command_prints_json():
-    out = subprocess.run([sys.executable, "-m", "disenttalk_fast.cli", "info", "--json"],
-                         capture_output=True, text=True, check=True)
+def test_info_command_prints_json(tmp_path):
+    # The installed console script, run away from the source tree so that the installed
+    # package (with its compiled _C) is the one imported.
+    script = Path(sys.executable).with_name("disenttalk")
+    out = subprocess.run([str(script), "info", "--json"], capture_output=True, text=True,
+                         check=True, cwd=tmp_path)
     assert json.loads(out.stdout)["cpu_kernels"] is True
 
 
