@@ -1,0 +1,238 @@
+"""Model checkpoints: safetensors weights + JSON metadata. Never pickle.
+
+One `.safetensors` file holds
+- tensors `model.<state_dict key>`: the denoiser's weights;
+- tensors `ema.<state_dict key>` (optional): the EMA of those weights, same keys and shapes;
+- tensors `extra.<name>` (optional): anything else a caller keeps (e.g. a trainer's state);
+- string metadata: `format` = "disenttalk_fast.checkpoint", `format_version`, and JSON for
+  `config`, `partition` (with its scores), `stats` ({"exp_mean": [N floats], "exp_std": [...]},
+  the per-dim normalisation of the expressions), `feature_type`, `schedule`, `dtype` and
+  `extra` (a caller's JSON-serialisable dict).
+
+Writes are atomic (temp file in the same folder, then os.replace): a killed run leaves either
+the previous file or the new one, never a truncated file. Loading validates everything and
+reports problems as one line naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from disenttalk_fast._torch import torch
+from disenttalk_fast.config import DisentTalkConfig
+from disenttalk_fast.model import DisentTalkDenoiser
+from disenttalk_fast.partition import Partition
+
+FORMAT = "disenttalk_fast.checkpoint"
+FORMAT_VERSION = 1
+MODEL_PREFIX, EMA_PREFIX, EXTRA_PREFIX = "model.", "ema.", "extra."
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
+           "float64": torch.float64}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, foreign, truncated or inconsistent (one-line message)."""
+
+
+@dataclass
+class Checkpoint:
+    config: DisentTalkConfig
+    partition: Partition
+    model: DisentTalkDenoiser                 # weights loaded (EMA ones when asked and present)
+    exp_mean: torch.Tensor                    # (N,) float32
+    exp_std: torch.Tensor                     # (N,) float32
+    meta: dict = field(default_factory=dict)  # the caller's extra_meta
+    extra_tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+    ema_state: dict[str, torch.Tensor] | None = None   # EMA weights when the file has them
+    feature_type: str = "mel"
+    path: str = ""
+
+    def normalize(self, exp: torch.Tensor) -> torch.Tensor:
+        """Raw expressions (..., N) -> the normalised space the model works in."""
+        return (exp - self.exp_mean.to(exp)) / self.exp_std.to(exp)
+
+    def denormalize(self, z: torch.Tensor) -> torch.Tensor:
+        return z * self.exp_std.to(z) + self.exp_mean.to(z)
+
+
+# -- saving -------------------------------------------------------------------------------------
+
+def save_checkpoint(path: str | os.PathLike, model: DisentTalkDenoiser, *, partition: Partition,
+                    exp_mean, exp_std, extra_tensors: dict | None = None,
+                    extra_meta: dict | None = None, ema_state: dict | None = None) -> None:
+    """Write `model` (+ optional EMA weights, extra tensors and metadata) atomically to `path`.
+
+    exp_mean / exp_std: (N,) per-dim normalisation stats (tensors or array-likes).
+    ema_state: a state_dict with the model's keys (e.g. the trainer's EMA copy).
+    """
+    from safetensors.torch import save_file
+
+    config = model.config
+    if partition != model.partition:
+        raise ValueError(f"{path}: the partition given differs from the model's partition")
+    mean, std = _stats_tensor(exp_mean, "exp_mean", config), _stats_tensor(exp_std, "exp_std", config)
+    if not torch.all(std > 0):
+        raise ValueError(f"{path}: exp_std must be > 0 in every dim")
+
+    tensors = {}
+    state = model.state_dict()
+    for key, value in state.items():
+        tensors[MODEL_PREFIX + key] = _cpu(value)
+    if ema_state is not None:
+        if set(ema_state) != set(state):
+            diff = sorted(set(ema_state) ^ set(state))[:3]
+            raise ValueError(f"{path}: ema_state keys differ from the model's (e.g. {diff})")
+        for key, value in ema_state.items():
+            tensors[EMA_PREFIX + key] = _cpu(value)
+    for key, value in (extra_tensors or {}).items():
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(f"{path}: extra tensor {key!r} is a {type(value).__name__}, "
+                             f"not a tensor")
+        tensors[EXTRA_PREFIX + key] = _cpu(value)
+
+    try:
+        extra_json = json.dumps(extra_meta or {})
+    except TypeError as exc:
+        raise ValueError(f"{path}: extra_meta is not JSON-serialisable ({exc})") from None
+    dtype = next(iter(state.values())).dtype if state else torch.float32
+    metadata = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "config": config.to_json(),
+        "partition": partition.to_json(),
+        # float32 -> Python float -> JSON repr -> float32 is exact, so the stats round-trip.
+        "stats": json.dumps({"exp_mean": mean.tolist(), "exp_std": std.tolist()}),
+        "feature_type": config.feature_type,
+        "schedule": config.schedule,
+        "dtype": str(dtype).replace("torch.", ""),
+        "extra": extra_json,
+    }
+
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise FileNotFoundError(f"{path}: folder {parent} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _cpu(t: torch.Tensor) -> torch.Tensor:
+    # safetensors needs contiguous, unshared storage; clone so views of one buffer don't clash.
+    return t.detach().to("cpu").contiguous().clone()
+
+
+def _stats_tensor(value, name: str, config: DisentTalkConfig) -> torch.Tensor:
+    t = torch.as_tensor(value, dtype=torch.float32).detach().cpu().reshape(-1)
+    if t.numel() != config.num_dims:
+        raise ValueError(f"{name} must have {config.num_dims} values, got {t.numel()}")
+    if not torch.isfinite(t).all():
+        raise ValueError(f"{name} must be finite")
+    return t
+
+
+# -- loading ------------------------------------------------------------------------------------
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu", *, use_ema: bool = False,
+                    backend: str = "reference") -> Checkpoint:
+    """Read and validate a checkpoint; returns the config, partition, a model with its weights
+    loaded (the EMA weights when `use_ema` and the file has them), the stats and the extras."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: not a file")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            metadata = f.metadata() or {}
+            tensors = {key: f.get_tensor(key) for key in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable safetensors file ({reason})") from None
+
+    if metadata.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a disenttalk_fast checkpoint (metadata 'format' is "
+                              f"{metadata.get('format')!r})")
+    version = metadata.get("format_version", "?")
+    if version != str(FORMAT_VERSION):
+        raise CheckpointError(f"{path}: checkpoint format version {version} is not supported "
+                              f"(this library reads version {FORMAT_VERSION})")
+    config = _parse(path, metadata, "config",
+                    lambda d: DisentTalkConfig.from_dict(d, "config"))
+    partition = _parse(path, metadata, "partition", lambda d: Partition.from_dict(d, "partition"))
+    stats = _parse(path, metadata, "stats", lambda d: d)
+    extra_meta = _parse(path, metadata, "extra", lambda d: d) if "extra" in metadata else {}
+    try:
+        exp_mean = _stats_tensor(stats["exp_mean"], "exp_mean", config)
+        exp_std = _stats_tensor(stats["exp_std"], "exp_std", config)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: bad normalisation stats ({exc})") from None
+    if not torch.all(exp_std > 0):
+        raise CheckpointError(f"{path}: bad normalisation stats (exp_std must be > 0)")
+    dtype = _DTYPES.get(metadata.get("dtype", "float32"))
+    if dtype is None:
+        raise CheckpointError(f"{path}: unsupported weight dtype {metadata.get('dtype')!r}")
+
+    try:
+        model = DisentTalkDenoiser(config, partition, backend=backend)
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    model = model.to(dtype)
+    expected = model.state_dict()
+    weights = _take(path, tensors, MODEL_PREFIX, expected, required=True)
+    ema = _take(path, tensors, EMA_PREFIX, expected, required=False)
+    extra = {k[len(EXTRA_PREFIX):]: v for k, v in tensors.items() if k.startswith(EXTRA_PREFIX)}
+    unknown = [k for k in tensors if not k.startswith((MODEL_PREFIX, EMA_PREFIX, EXTRA_PREFIX))]
+    if unknown:
+        raise CheckpointError(f"{path}: unexpected tensor {unknown[0]!r}")
+
+    model.load_state_dict(ema if (use_ema and ema is not None) else weights, strict=True)
+    model = model.to(map_location)
+    return Checkpoint(config=config, partition=partition, model=model, exp_mean=exp_mean,
+                      exp_std=exp_std, meta=extra_meta, extra_tensors=extra, ema_state=ema,
+                      feature_type=metadata.get("feature_type", config.feature_type),
+                      path=str(path))
+
+
+def _parse(path: Path, metadata: dict, key: str, build):
+    if key not in metadata:
+        raise CheckpointError(f"{path}: metadata has no {key!r} entry")
+    try:
+        return build(json.loads(metadata[key]))
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: metadata {key!r} is not valid JSON ({exc.msg})") from None
+    except (ValueError, TypeError, KeyError) as exc:
+        raise CheckpointError(f"{path}: invalid {key}: {exc}") from None
+
+
+def _take(path: Path, tensors: dict, prefix: str, expected: dict, required: bool):
+    """The tensors under `prefix` as a state_dict, checked against the model's keys/shapes."""
+    found = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    if not found and not required:
+        return None
+    for key, want in expected.items():
+        if key not in found:
+            raise CheckpointError(f"{path}: missing tensor {prefix + key!r}")
+        got = found[key]
+        if tuple(got.shape) != tuple(want.shape):
+            raise CheckpointError(f"{path}: tensor {prefix + key!r} has shape "
+                                  f"{tuple(got.shape)}, expected {tuple(want.shape)}")
+        if got.dtype != want.dtype:
+            raise CheckpointError(f"{path}: tensor {prefix + key!r} has dtype {got.dtype}, "
+                                  f"expected {want.dtype}")
+    surplus = sorted(set(found) - set(expected))
+    if surplus:
+        raise CheckpointError(f"{path}: unexpected tensor {prefix + surplus[0]!r} for this config")
+    return found
