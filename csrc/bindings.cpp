@@ -4,8 +4,12 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "causal_cross_attention.h"
 #include "cuda_info.h"
+#include "dwconv.h"
 #include "film.h"
+#include "rasterize.h"
+#include "region_attention.h"
 
 namespace py = pybind11;
 using addr = std::uintptr_t;
@@ -36,10 +40,110 @@ void register_film(py::module_& m) {
 #endif
 }
 
+void register_dwconv(py::module_& m) {
+  m.def("multi_dilation_dwconv_forward_cpu",
+        [](addr x, addr dw_w, addr dw_b, addr pw_w, addr pw_b, addr out, int64_t B, int64_t L,
+           int64_t C, int64_t Cout, std::vector<int64_t> dilations, int threads) {
+          py::gil_scoped_release nogil;
+          dt::multi_dilation_dwconv_forward_cpu(
+              dt::ptr<const float>(x), dt::ptr<const float>(dw_w), dt::ptr<const float>(dw_b),
+              dt::ptr<const float>(pw_w), dt::ptr<const float>(pw_b), dt::ptr<float>(out), B, L,
+              C, Cout, dilations.data(), static_cast<int>(dilations.size()), threads);
+        });
+  m.def("local_dwconv_forward_cpu", [](addr x, addr w, addr b, addr out, int64_t B, int64_t L,
+                                       int64_t C, int64_t K, int threads) {
+    py::gil_scoped_release nogil;
+    dt::local_dwconv_forward_cpu(dt::ptr<const float>(x), dt::ptr<const float>(w),
+                                 dt::ptr<const float>(b), dt::ptr<float>(out), B, L, C, K, threads);
+  });
+#ifdef DT_WITH_CUDA
+  m.def("multi_dilation_dwconv_forward_cuda",
+        [](addr x, addr dw_w, addr dw_b, addr pw_w, addr pw_b, addr out, int64_t B, int64_t L,
+           int64_t C, int64_t Cout, std::vector<int64_t> dilations, int dtype, addr stream) {
+          dt::multi_dilation_dwconv_forward_cuda(x, dw_w, dw_b, pw_w, pw_b, out, B, L, C, Cout,
+                                                 dilations.data(),
+                                                 static_cast<int>(dilations.size()),
+                                                 static_cast<dt::DType>(dtype), stream);
+        });
+  m.def("local_dwconv_forward_cuda", [](addr x, addr w, addr b, addr out, int64_t B, int64_t L,
+                                        int64_t C, int64_t K, int dtype, addr stream) {
+    dt::local_dwconv_forward_cuda(x, w, b, out, B, L, C, K, static_cast<dt::DType>(dtype), stream);
+  });
+#endif
+}
+
+void register_rasterize(py::module_& m) {
+  m.def("rasterize_cpu", [](addr verts, addr tris, addr attrs, addr out, addr tri_id, int64_t F,
+                            int64_t V, int64_t T, int64_t C, int64_t H, int64_t W,
+                            bool attrs_shared, float near_z, int threads) {
+    py::gil_scoped_release nogil;
+    dt::rasterize_cpu(dt::ptr<const float>(verts), dt::ptr<const int32_t>(tris),
+                      dt::ptr<const float>(attrs), dt::ptr<float>(out), dt::ptr<int32_t>(tri_id),
+                      F, V, T, C, H, W, attrs_shared, near_z, threads);
+  });
+#ifdef DT_WITH_CUDA
+  m.def("rasterize_cuda", [](addr verts, addr tris, addr attrs, addr out, addr tri_id,
+                             addr depth_scratch, int64_t F, int64_t V, int64_t T, int64_t C,
+                             int64_t H, int64_t W, bool attrs_shared, float near_z, addr stream) {
+    dt::rasterize_cuda(verts, tris, attrs, out, tri_id, depth_scratch, F, V, T, C, H, W,
+                       attrs_shared, near_z, stream);
+  });
+#endif
+}
+
+// Region weights arrive as lists of addresses, one per region, with the regions' widths.
+void register_region_attention(py::module_& m) {
+  m.def("region_attention_forward_cpu",
+        [](addr x, std::vector<addr> weights, std::vector<addr> biases,
+           std::vector<int64_t> widths, addr out, int64_t B, int64_t L, int64_t head_dim,
+           float rope_base, int threads) {
+          std::vector<const float*> w, b;
+          for (addr a : weights) w.push_back(dt::ptr<const float>(a));
+          for (addr a : biases) b.push_back(dt::ptr<const float>(a));
+          py::gil_scoped_release nogil;
+          dt::region_attention_forward_cpu(dt::ptr<const float>(x), w, b, widths,
+                                           dt::ptr<float>(out), B, L, head_dim, rope_base,
+                                           threads);
+        });
+#ifdef DT_WITH_CUDA
+  m.def("region_attention_forward_cuda",
+        [](addr x, std::vector<addr> weights, std::vector<addr> biases,
+           std::vector<int64_t> widths, addr workspace, addr out, int64_t B, int64_t L,
+           int64_t head_dim, float rope_base, int dtype, addr stream) {
+          dt::region_attention_forward_cuda(x, weights, biases, widths, workspace, out, B, L,
+                                            head_dim, rope_base, static_cast<dt::DType>(dtype),
+                                            stream);
+        });
+#endif
+}
+
+void register_causal_cross_attention(py::module_& m) {
+  m.def("causal_cross_attention_forward_cpu",
+        [](addr q, addr k, addr v, addr out, int64_t B, int64_t L, int64_t S, int64_t H,
+           int64_t D, int64_t lookahead, int threads) {
+          py::gil_scoped_release nogil;
+          dt::causal_cross_attention_forward_cpu(
+              dt::ptr<const float>(q), dt::ptr<const float>(k), dt::ptr<const float>(v),
+              dt::ptr<float>(out), B, L, S, H, D, lookahead, threads);
+        });
+#ifdef DT_WITH_CUDA
+  m.def("causal_cross_attention_forward_cuda",
+        [](addr q, addr k, addr v, addr out, int64_t B, int64_t L, int64_t S, int64_t H,
+           int64_t D, int64_t lookahead, int dtype, addr stream) {
+          dt::causal_cross_attention_forward_cuda(q, k, v, out, B, L, S, H, D, lookahead,
+                                                  static_cast<dt::DType>(dtype), stream);
+        });
+#endif
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "disenttalk_fast compiled kernels (C++ CPU, CUDA)";
   register_info(m);
   register_film(m);
+  register_rasterize(m);
+  register_dwconv(m);
+  register_region_attention(m);
+  register_causal_cross_attention(m);
 }

@@ -1,0 +1,192 @@
+// CUDA kernels of the depthwise temporal convolutions (see dwconv.h for the maths).
+//
+// multi_dilation_dwconv: one block owns kTL time steps of one sample and (up to) 256 output
+// channels. It walks the input channels in chunks of kKC: the chunk's input tile plus the halo
+// (max dilation rows each side) is loaded into shared memory once, the n depthwise outputs are
+// computed from it into shared memory, and the chunk's slice of the pointwise weight is multiplied
+// in with fp32 FMAs (each thread owns an 8 x 4 register tile of the output). The (B, L, n*C)
+// concatenation never exists in global memory; the input is read once when Cout <= 256.
+// Deliberately simple (SIMT FMAs, no tensor cores): correctness first, it was written without a
+// GPU to test on.
+#include <algorithm>
+
+#include "cuda_common.cuh"
+#include "dwconv.h"
+
+namespace dt {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kTL = 32;       // time steps per block
+constexpr int kNB = 256;      // output channels per pass of a block
+constexpr int kKC = 8;        // input channels per shared-memory chunk
+constexpr int kRowsPerThread = 8;
+constexpr int kColsPerThread = 4;
+constexpr int kMaxHalo = 64;  // largest dilation the kernel accepts (shared-memory budget)
+static_assert(kTL * kNB == kThreads * kRowsPerThread * kColsPerThread, "thread tile mismatch");
+
+struct Dilations {
+  int d[kMaxDilations];
+  int n;
+  int halo;  // max dilation
+};
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    multi_dilation_kernel(const T* __restrict__ x, const T* __restrict__ dw_weight,
+                          const T* __restrict__ dw_bias, const T* __restrict__ pw_weight,
+                          const T* __restrict__ pw_bias, T* __restrict__ out, int L, int C,
+                          int Cout, Dilations dil) {
+  extern __shared__ float smem[];
+  const int n = dil.n, H = dil.halo;
+  const int K = n * C;             // pointwise input width
+  const int KCn = n * kKC;         // pointwise rows contributed by one channel chunk
+  const int xrows = kTL + 2 * H;
+  float* x_s = smem;                         // [xrows][kKC]
+  float* d_s = x_s + xrows * kKC;            // [kTL][KCn]
+  float* w_s = d_s + kTL * KCn;              // [KCn][kNB + 1] (padded: conflict-free stores)
+  const int wld = kNB + 1;
+
+  const int b = blockIdx.z;
+  const int t0 = blockIdx.x * kTL;
+  const int tid = threadIdx.x;
+  const int tx = tid % 64, ty = tid / 64;  // columns tx + 64 j, rows ty * 8 + r
+  const T* xb = x + (int64_t)b * L * C;
+
+  for (int o0 = 0; o0 < Cout; o0 += kNB) {
+    float acc[kRowsPerThread][kColsPerThread];
+#pragma unroll
+    for (int j = 0; j < kColsPerThread; ++j) {
+      const int o = o0 + tx + 64 * j;
+      const float bias = (pw_bias != nullptr && o < Cout) ? to_float(pw_bias[o]) : 0.f;
+#pragma unroll
+      for (int r = 0; r < kRowsPerThread; ++r) acc[r][j] = bias;
+    }
+
+    for (int c0 = 0; c0 < C; c0 += kKC) {
+      // 1. Input tile + halo, zero outside the sequence ("same" padding) and past C.
+      for (int idx = tid; idx < xrows * kKC; idx += kThreads) {
+        const int row = idx / kKC, kk = idx % kKC;
+        const int t = t0 - H + row, c = c0 + kk;
+        x_s[idx] = (t >= 0 && t < L && c < C) ? to_float(xb[(int64_t)t * C + c]) : 0.f;
+      }
+      // 2. This chunk's pointwise weights, transposed to [k][o]; zero past C and Cout.
+      for (int idx = tid; idx < KCn * kNB; idx += kThreads) {
+        const int col = idx / KCn, k = idx % KCn;
+        const int i = k / kKC, c = c0 + k % kKC, o = o0 + col;
+        w_s[k * wld + col] =
+            (c < C && o < Cout) ? to_float(pw_weight[(int64_t)o * K + i * C + c]) : 0.f;
+      }
+      __syncthreads();
+      // 3. Depthwise outputs of the tile for every dilation.
+      for (int idx = tid; idx < kTL * KCn; idx += kThreads) {
+        const int row = idx / KCn, k = idx % KCn;
+        const int i = k / kKC, kk = k % kKC, c = c0 + kk;
+        float v = 0.f;
+        if (c < C) {
+          const int d = dil.d[i];
+          const T* w = dw_weight + ((int64_t)i * C + c) * 3;
+          v = to_float(dw_bias[i * C + c]) + to_float(w[0]) * x_s[(row + H - d) * kKC + kk] +
+              to_float(w[1]) * x_s[(row + H) * kKC + kk] +
+              to_float(w[2]) * x_s[(row + H + d) * kKC + kk];
+        }
+        d_s[row * KCn + k] = v;
+      }
+      __syncthreads();
+      // 4. out_tile += D_chunk (kTL x KCn) * W_chunk (KCn x kNB).
+      for (int k = 0; k < KCn; ++k) {
+        float a[kRowsPerThread], w[kColsPerThread];
+#pragma unroll
+        for (int r = 0; r < kRowsPerThread; ++r) a[r] = d_s[(ty * kRowsPerThread + r) * KCn + k];
+#pragma unroll
+        for (int j = 0; j < kColsPerThread; ++j) w[j] = w_s[k * wld + tx + 64 * j];
+#pragma unroll
+        for (int r = 0; r < kRowsPerThread; ++r)
+#pragma unroll
+          for (int j = 0; j < kColsPerThread; ++j) acc[r][j] += a[r] * w[j];
+      }
+      __syncthreads();  // before the next chunk overwrites the shared tiles
+    }
+
+#pragma unroll
+    for (int r = 0; r < kRowsPerThread; ++r) {
+      const int t = t0 + ty * kRowsPerThread + r;
+      if (t >= L) continue;
+#pragma unroll
+      for (int j = 0; j < kColsPerThread; ++j) {
+        const int o = o0 + tx + 64 * j;
+        if (o < Cout) out[((int64_t)b * L + t) * Cout + o] = from_float<T>(acc[r][j]);
+      }
+    }
+  }
+}
+
+// One thread per output element; the K taps of neighbouring threads overlap, so the repeated
+// reads of x hit L1/L2 and DRAM sees roughly one read of x and one write of out.
+template <typename T>
+__global__ void local_dwconv_kernel(const T* __restrict__ x, const T* __restrict__ weight,
+                                    const T* __restrict__ bias, T* __restrict__ out, int64_t L,
+                                    int64_t C, int K, int64_t total) {
+  const int half = K / 2;
+  for (int64_t idx = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; idx < total;
+       idx += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t c = idx % C, row = idx / C, t = row % L;
+    float acc = bias != nullptr ? to_float(bias[c]) : 0.f;
+    for (int j = 0; j < K; ++j) {
+      const int64_t tt = t + j - half;
+      if (tt >= 0 && tt < L) acc += to_float(weight[c * K + j]) * to_float(x[idx + (j - half) * C]);
+    }
+    out[idx] = from_float<T>(acc);
+  }
+}
+
+}  // namespace
+
+void multi_dilation_dwconv_forward_cuda(std::uintptr_t x, std::uintptr_t dw_weight,
+                                        std::uintptr_t dw_bias, std::uintptr_t pw_weight,
+                                        std::uintptr_t pw_bias, std::uintptr_t out, int64_t B,
+                                        int64_t L, int64_t C, int64_t Cout,
+                                        const int64_t* dilations, int n_dil, DType dtype,
+                                        std::uintptr_t stream) {
+  DT_CHECK(n_dil >= 1 && n_dil <= kMaxDilations,
+           "multi_dilation_dwconv_forward_cuda: 1 to 4 dilations supported");
+  DT_CHECK(L < (1LL << 31) && C * n_dil < (1LL << 31) && Cout < (1LL << 31) && B < 65536,
+           "multi_dilation_dwconv_forward_cuda: shape too large");
+  if (B * L * Cout == 0) return;
+  Dilations dil{};
+  dil.n = n_dil;
+  for (int i = 0; i < n_dil; ++i) {
+    DT_CHECK(dilations[i] >= 1 && dilations[i] <= kMaxHalo,
+             "multi_dilation_dwconv_forward_cuda: dilations must be in [1, 64]");
+    dil.d[i] = static_cast<int>(dilations[i]);
+    dil.halo = std::max(dil.halo, dil.d[i]);
+  }
+  const int KCn = n_dil * kKC;
+  const size_t smem =
+      sizeof(float) * ((kTL + 2 * dil.halo) * kKC + kTL * KCn + KCn * (kNB + 1));
+  const dim3 grid((unsigned)((L + kTL - 1) / kTL), 1, (unsigned)B);
+  DT_DISPATCH_FLOATING(dtype, [&] {
+    multi_dilation_kernel<scalar_t><<<grid, kThreads, smem, as_stream(stream)>>>(
+        ptr<const scalar_t>(x), ptr<const scalar_t>(dw_weight), ptr<const scalar_t>(dw_bias),
+        ptr<const scalar_t>(pw_weight), ptr<const scalar_t>(pw_bias), ptr<scalar_t>(out),
+        (int)L, (int)C, (int)Cout, dil);
+  });
+  cuda_check(cudaGetLastError(), "multi_dilation_dwconv_forward_cuda launch");
+}
+
+void local_dwconv_forward_cuda(std::uintptr_t x, std::uintptr_t weight, std::uintptr_t bias,
+                               std::uintptr_t out, int64_t B, int64_t L, int64_t C, int64_t K,
+                               DType dtype, std::uintptr_t stream) {
+  const int64_t total = B * L * C;
+  if (total == 0) return;
+  const int threads = 256;
+  const int64_t blocks = std::min<int64_t>((total + threads - 1) / threads, 65535 * 8);
+  DT_DISPATCH_FLOATING(dtype, [&] {
+    local_dwconv_kernel<scalar_t><<<(unsigned)blocks, threads, 0, as_stream(stream)>>>(
+        ptr<const scalar_t>(x), ptr<const scalar_t>(weight), ptr<const scalar_t>(bias),
+        ptr<scalar_t>(out), L, C, (int)K, total);
+  });
+  cuda_check(cudaGetLastError(), "local_dwconv_forward_cuda launch");
+}
+
+}  // namespace dt

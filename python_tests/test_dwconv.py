@@ -1,0 +1,174 @@
+"""multi_dilation_dwconv and local_dwconv: every backend against the reference over edge-case
+shapes (shorter than the halo, odd, not a multiple of any tile, non-power-of-two channels,
+Cout != C), non-contiguous input, gradients, opcheck and input errors."""
+
+import pytest
+import torch
+
+from disenttalk_fast import backends, ops, reference
+from disenttalk_fast._bridge import OpInputError
+from op_testing import assert_matches_reference, backend_cases, strided
+
+# (B, L, C, Cout). L = 1, 2, 3, 5 are shorter than the dilation-4 halo; 49 and 151 are odd and
+# not a multiple of the C++ (48) / CUDA (32) / Triton (16, 32) time tiles; C in {1, 5, 96, 257}.
+SHAPES = [(1, 1, 1, 1), (3, 2, 5, 7), (1, 3, 5, 5), (3, 5, 96, 96), (1, 49, 257, 33),
+          (3, 151, 96, 40), (2, 250, 256, 256)]
+# The Triton interpreter runs tl.dot in numpy one program at a time: keep its shapes tiny.
+TRITON_SHAPES = [(1, 1, 1, 1), (3, 2, 5, 7), (1, 5, 5, 5), (3, 19, 20, 17), (1, 37, 33, 40)]
+LOCAL_SHAPES = [(1, 1, 1, 5), (3, 2, 5, 5), (1, 3, 96, 5), (3, 5, 257, 3), (2, 151, 96, 7),
+                (2, 250, 256, 5)]
+TRITON_LOCAL_SHAPES = [(1, 1, 1, 5), (3, 2, 5, 5), (1, 7, 20, 3), (2, 19, 33, 5)]
+
+
+def on_interpreter(backend, device):
+    return backend == "triton" and device == "cpu"
+
+
+def make_mdd(shape, dtype, device, bias=True, dilations=(1, 2, 4), seed=0):
+    g = torch.Generator().manual_seed(seed)
+    B, L, C, Cout = shape
+    n = len(dilations)
+    x = torch.randn(B, L, C, generator=g)
+    dw_w = torch.randn(n, C, 3, generator=g) / 3 ** 0.5
+    dw_b = 0.1 * torch.randn(n, C, generator=g)
+    pw_w = torch.randn(Cout, n * C, generator=g) / (n * C) ** 0.5
+    pw_b = 0.1 * torch.randn(Cout, generator=g) if bias else None
+    cast = lambda t: None if t is None else t.to(device=device, dtype=dtype)  # noqa: E731
+    return tuple(map(cast, (x, dw_w, dw_b, pw_w, pw_b)))
+
+
+def make_local(shape, dtype, device, bias=True, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    B, L, C, k = shape
+    x = torch.randn(B, L, C, generator=g)
+    w = torch.randn(C, k, generator=g) / k ** 0.5
+    b = 0.1 * torch.randn(C, generator=g) if bias else None
+    cast = lambda t: None if t is None else t.to(device=device, dtype=dtype)  # noqa: E731
+    return tuple(map(cast, (x, w, b)))
+
+
+# --- multi_dilation_dwconv ------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend,device,dtype", backend_cases())
+@pytest.mark.parametrize("index", range(len(SHAPES)))
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
+def test_mdd_matches_reference(backend, device, dtype, index, bias):
+    shapes = TRITON_SHAPES if on_interpreter(backend, device) else SHAPES
+    if index >= len(shapes):
+        pytest.skip("fewer shapes on the Triton interpreter")
+    inputs = make_mdd(shapes[index], dtype, device, bias)
+    out = ops.multi_dilation_dwconv(*inputs, backend=backend)
+    assert out.dtype == dtype and out.device.type == device
+    assert out.shape == (*inputs[0].shape[:2], shapes[index][3])
+    assert_matches_reference(out, reference.multi_dilation_dwconv, inputs)
+
+
+@pytest.mark.parametrize("backend,device,dtype", backend_cases())
+@pytest.mark.parametrize("dilations", [(1,), (3, 1), (1, 2, 4, 8)], ids=str)
+def test_mdd_other_dilations(backend, device, dtype, dilations):
+    inputs = make_mdd((2, 11, 17, 16), dtype, device, dilations=dilations)
+    out = ops.multi_dilation_dwconv(*inputs, dilations, backend=backend)
+    assert_matches_reference(out, lambda *a: reference.multi_dilation_dwconv(*a, dilations),
+                             inputs)
+
+
+@pytest.mark.parametrize("backend,device,dtype", backend_cases())
+def test_mdd_non_contiguous(backend, device, dtype):
+    x, dw_w, dw_b, pw_w, pw_b = make_mdd((3, 9, 24, 20), dtype, device)
+    out = ops.multi_dilation_dwconv(strided(x, dim=1), dw_w, dw_b, strided(pw_w, dim=1), pw_b,
+                                    backend=backend)
+    assert_matches_reference(out, reference.multi_dilation_dwconv, (x, dw_w, dw_b, pw_w, pw_b))
+
+
+@pytest.mark.parametrize("backend,device,dtype", backend_cases())
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
+def test_mdd_gradients_match_reference(backend, device, dtype, bias):
+    if dtype != torch.float32:
+        pytest.skip("gradients are compared in fp32")
+    inputs = [t if t is None else t.requires_grad_()
+              for t in make_mdd((2, 7, 6, 5), dtype, device, bias)]
+    ops.multi_dilation_dwconv(*inputs, backend=backend).square().sum().backward()
+    ref_inputs = [t if t is None else t.detach().clone().requires_grad_() for t in inputs]
+    reference.multi_dilation_dwconv(*ref_inputs).square().sum().backward()
+    for a, e in zip(inputs, ref_inputs):
+        if a is not None:
+            torch.testing.assert_close(a.grad, e.grad, rtol=1e-4, atol=1e-5)
+
+
+# --- local_dwconv ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend,device,dtype", backend_cases())
+@pytest.mark.parametrize("index", range(len(LOCAL_SHAPES)))
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
+def test_local_matches_reference(backend, device, dtype, index, bias):
+    shapes = TRITON_LOCAL_SHAPES if on_interpreter(backend, device) else LOCAL_SHAPES
+    if index >= len(shapes):
+        pytest.skip("fewer shapes on the Triton interpreter")
+    inputs = make_local(shapes[index], dtype, device, bias)
+    out = ops.local_dwconv(*inputs, backend=backend)
+    assert out.dtype == dtype and out.shape == inputs[0].shape
+    assert_matches_reference(out, reference.local_dwconv, inputs)
+
+
+@pytest.mark.parametrize("backend,device,dtype", backend_cases())
+def test_local_non_contiguous(backend, device, dtype):
+    x, w, b = make_local((3, 9, 24, 5), dtype, device)
+    out = ops.local_dwconv(strided(x, dim=2), strided(w, dim=1), b, backend=backend)
+    assert_matches_reference(out, reference.local_dwconv, (x, w, b))
+
+
+@pytest.mark.parametrize("backend,device,dtype", backend_cases())
+def test_local_gradients_match_reference(backend, device, dtype):
+    if dtype != torch.float32:
+        pytest.skip("gradients are compared in fp32")
+    inputs = [t.requires_grad_() for t in make_local((2, 7, 6, 5), dtype, device)]
+    ops.local_dwconv(*inputs, backend=backend).square().sum().backward()
+    ref_inputs = [t.detach().clone().requires_grad_() for t in inputs]
+    reference.local_dwconv(*ref_inputs).square().sum().backward()
+    for a, e in zip(inputs, ref_inputs):
+        torch.testing.assert_close(a.grad, e.grad, rtol=1e-4, atol=1e-5)
+
+
+# --- registration, compile, errors ----------------------------------------------------------
+
+@pytest.mark.parametrize("op_name", ["multi_dilation_dwconv", "multi_dilation_dwconv_triton",
+                                     "local_dwconv", "local_dwconv_triton"])
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
+def test_opcheck(op_name, bias):
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if op_name.endswith("triton") and not backends.triton_available():
+        pytest.skip("triton not installed")
+    op = getattr(torch.ops.disenttalk_fast, op_name).default
+    if op_name.startswith("multi"):
+        args = make_mdd((2, 5, 4, 16), torch.float32, device, bias)
+        args = tuple(t if t is None else t.requires_grad_() for t in args) + ([1, 2, 4],)
+    else:
+        args = make_local((2, 5, 4, 5), torch.float32, device, bias)
+        args = tuple(t if t is None else t.requires_grad_() for t in args)
+    torch.library.opcheck(op, args)
+
+
+def test_torch_compile_fullgraph():
+    inputs = make_mdd((2, 6, 16, 8), torch.float32, "cpu")
+    fn = torch.compile(lambda *a: ops.multi_dilation_dwconv(*a, backend="cpu"), fullgraph=True,
+                       backend="eager")
+    torch.testing.assert_close(fn(*inputs), reference.multi_dilation_dwconv(*inputs),
+                               rtol=3e-4, atol=1e-4)
+
+
+def test_bad_inputs_give_one_line_errors():
+    x, dw_w, dw_b, pw_w, pw_b = make_mdd((2, 4, 3, 5), torch.float32, "cpu")
+    with pytest.raises(OpInputError, match=r"dw_weight has shape \(2, 3, 3\), expected \(3, 3, 3\)"):
+        ops.multi_dilation_dwconv(x, dw_w[:2], dw_b, pw_w, pw_b)
+    with pytest.raises(OpInputError, match="backend 'cpu' supports float32"):
+        ops.multi_dilation_dwconv(*(t.half() for t in (x, dw_w, dw_b, pw_w, pw_b)),
+                                  backend="cpu")
+    many = make_mdd((1, 4, 3, 5), torch.float32, "cpu", dilations=(1, 2, 3, 4, 5))
+    with pytest.raises(OpInputError, match="takes 1 to 4 dilations"):
+        ops.multi_dilation_dwconv(*many, (1, 2, 3, 4, 5), backend="cpu")
+    xl, w, b = make_local((2, 4, 3, 4), torch.float32, "cpu")
+    with pytest.raises(OpInputError, match="local_dwconv: kernel size must be odd, got 4"):
+        ops.local_dwconv(xl, w, b, backend="cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(backends.BackendError, match="backend 'cuda' needs CUDA tensors"):
+            ops.local_dwconv(x, torch.zeros(3, 5), None, backend="cuda")
