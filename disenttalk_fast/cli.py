@@ -11,6 +11,7 @@ import sys
 # name -> module in disenttalk_fast.commands; each module has add_parser(subparsers) and run(args).
 COMMANDS = {
     "info": "info",
+    "disentangle": "disentangle",
 }
 
 
