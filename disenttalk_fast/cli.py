@@ -12,6 +12,9 @@ import sys
 COMMANDS = {
     "info": "info",
     "disentangle": "disentangle",
+    "synth-corpus": "synth_corpus",
+    "prepare": "prepare",
+    "bench": "bench",
 }
 
 

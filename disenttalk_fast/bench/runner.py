@@ -1,0 +1,79 @@
+"""Runs benchmark cases across providers and collects rows for the report."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import asdict, dataclass
+
+from disenttalk_fast._torch import torch
+from disenttalk_fast.bench import providers as prov
+from disenttalk_fast.bench.timing import copy_bandwidth_gbps, measure
+
+
+@dataclass
+class Row:
+    suite: str            # "op" or "model"
+    name: str             # op or model job
+    shape: str
+    provider: str
+    status: str           # "ok" or "skipped: why" / "failed: why"
+    ms: float | None = None
+    speedup_vs_eager: float | None = None
+    gbps: float | None = None
+    bandwidth_fraction: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
+def run_case(suite: str, case, device: torch.device, providers, budget_s: float,
+             copy_gbps: float | None) -> list[Row]:
+    rows: list[Row] = []
+    eager_ms = None
+    for p in providers:
+        reason = prov.unavailable_reason(p, device)
+        if reason:
+            rows.append(Row(suite, case.name if hasattr(case, "name") else case.op, case.shape, p,
+                            f"skipped: {reason}"))
+            continue
+        fn = _callable(case, p, device)
+        try:
+            t = measure(fn, device, budget_s=budget_s)
+        except Exception as exc:  # a provider that cannot run this case is reported, not fatal
+            msg = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+            rows.append(Row(suite, _name(case), case.shape, p, f"skipped: {msg}"))
+            continue
+        if p == "eager":
+            eager_ms = t.median_ms
+        row = Row(suite, _name(case), case.shape, p, "ok", round(t.median_ms, 4))
+        if eager_ms:
+            row.speedup_vs_eager = round(eager_ms / t.median_ms, 3)
+        nbytes = getattr(case, "bytes_moved", None)
+        if nbytes:
+            row.gbps = round(nbytes / (t.median_ms * 1e-3) / 1e9, 2)
+            if copy_gbps:
+                row.bandwidth_fraction = round(row.gbps / copy_gbps, 3)
+        rows.append(row)
+    return rows
+
+
+def _name(case) -> str:
+    return getattr(case, "name", None) or case.op
+
+
+def _callable(case, provider: str, device: torch.device):
+    if provider == "eager":
+        return case.run_reference
+    if provider == "compile":
+        return torch.compile(case.run_reference, mode=prov.compile_mode(device))
+    return lambda: case.run_backend(provider)
+
+
+def reference_bandwidth(device: torch.device) -> float:
+    return copy_bandwidth_gbps(device)

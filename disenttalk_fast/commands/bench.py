@@ -1,0 +1,88 @@
+"""`disenttalk bench`: providers side by side on this device — eager reference, torch.compile of
+it, and the fused C++ / CUDA / Triton kernels — per op and for whole model jobs; prints a table
+with ratios, and optionally writes JSON and a PNG chart."""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import sys
+
+DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+def add_parser(sub, name: str) -> None:
+    p = sub.add_parser(name, help="benchmark ops and model jobs against the reference")
+    p.add_argument("--suite", default="ops,model", help="comma list of: ops, model")
+    p.add_argument("--ops", default="", help="comma list of op names (default: all)")
+    p.add_argument("--shapes", default="", help="comma list of shape names (default: all)")
+    p.add_argument("--providers", default="eager,compile,cpu,cuda,triton",
+                   help="comma list of: eager, compile, cpu, cuda, triton")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--dtype", default="fp32", choices=sorted(DTYPES))
+    p.add_argument("--budget", type=float, default=1.0, help="seconds of timing per cell")
+    p.add_argument("--json", default=None, help="write the rows as JSON here")
+    p.add_argument("--chart", default=None, help="write a PNG chart of speed-ups here")
+    p.add_argument("--quick", action="store_true",
+                   help="short sequences and fewer sampling steps (a smoke run)")
+    p.set_defaults(run=run)
+
+
+def _split(s: str) -> list[str]:
+    return [x.strip() for x in s.split(",") if x.strip()]
+
+
+def run(args) -> int:
+    from disenttalk_fast._torch import torch
+    from disenttalk_fast.bench import op_cases, providers, report, runner
+    from disenttalk_fast.cli import UserError
+
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is usable here")
+    dtype = getattr(torch, DTYPES[args.dtype])
+    wanted = _split(args.providers)
+    for p in wanted:
+        if p not in providers.PROVIDERS:
+            raise UserError(f"--providers: unknown provider '{p}' "
+                            f"(choose from {', '.join(providers.PROVIDERS)})")
+    if "eager" not in wanted:
+        wanted.insert(0, "eager")  # every ratio is against it
+    suites = _split(args.suite)
+    for s in suites:
+        if s not in ("ops", "model"):
+            raise UserError(f"--suite: unknown suite '{s}' (choose from ops, model)")
+    if args.ops:
+        for o in _split(args.ops):
+            if o not in op_cases.BUILDERS:
+                raise UserError(f"--ops: unknown op '{o}' (choose from "
+                                f"{', '.join(op_cases.BUILDERS)})")
+
+    torch.manual_seed(0)
+    name = runner.device_name(device)
+    copy_gbps = runner.reference_bandwidth(device)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    header = (f"disenttalk bench — {name} — {args.dtype} — {stamp}\n"
+              f"measured copy bandwidth {copy_gbps:.1f} GB/s; ratios are against the eager "
+              f"reference measured in the same run")
+    rows: list = []
+    if "ops" in suites:
+        shapes = _split(args.shapes) or (["window-250"] if args.quick else None)
+        for case in op_cases.op_cases(device, dtype, _split(args.ops), shapes):
+            rows += runner.run_case("op", case, device, wanted, args.budget, copy_gbps)
+            print(f"  measured {case.op} {case.shape}", file=sys.stderr, flush=True)
+    if "model" in suites:
+        from disenttalk_fast.bench import model_cases
+
+        for case in model_cases.model_cases(device, dtype, quick=args.quick):
+            rows += runner.run_case("model", case, device, wanted, args.budget, None)
+            print(f"  measured {case.name} {case.shape}", file=sys.stderr, flush=True)
+    print(report.format_table(rows, header))
+    meta = {"device": name, "dtype": args.dtype, "date": stamp, "copy_gbps": copy_gbps,
+            "torch": torch.__version__, "python": platform.python_version(),
+            "command": "disenttalk bench " + " ".join(sys.argv[2:])}
+    if args.json:
+        report.save_json(rows, meta, args.json)
+    if args.chart:
+        report.save_chart(rows, header.splitlines()[0], args.chart)
+    return 0
