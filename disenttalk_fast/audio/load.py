@@ -1,0 +1,198 @@
+"""Audio in: any file soundfile reads, or an array, -> float32 mono 16 kHz.
+
+What happens to the samples, in order (the same steps, with the same state, run in `Streamer`, so
+offline and streamed audio are processed identically):
+
+1. decode to float in [-1, 1) (soundfile scales every integer bit depth for us);
+2. mix the channels down to mono by averaging them;
+3. NaN / inf samples are set to 0 (a file where no sample is finite is an error);
+4. resample to 16 kHz with soxr (HQ) through `soxr.ResampleStream`, block by block;
+5. remove DC offset with a causal one-pole DC blocker, y[n] = x[n] - x[n-1] + R y[n-1] with
+   R = 0.995 (-3 dB at about 13 Hz at 16 kHz, far below voice pitch). A causal filter rather than
+   "subtract the mean" so that a stream, which never sees the whole signal, does the same thing;
+6. clip to [-1, 1]: float files may exceed full scale and resampling a clipped (saturated)
+   recording overshoots; the clipped fraction is kept on the loader (`clipped_fraction`).
+
+The file is read in blocks of `BLOCK` frames, so memory holds the 16 kHz output (10 minutes =
+38 MB) plus one block, never the whole decoded source at its original rate and channel count.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from disenttalk_fast.audio.frames import SAMPLE_RATE
+
+MIN_RATE = 8000
+MAX_RATE = 384000
+BLOCK = 1 << 16          # source frames per read
+DC_POLE = 0.995
+
+
+class AudioError(ValueError):
+    """Audio the user handed in cannot be used; the message names the source."""
+
+
+class AudioConditioner:
+    """Stateful steps 2-6 above: push blocks of source samples, get 16 kHz mono float32 out.
+
+    `push(block)` takes (n,) or (n, channels) samples already scaled to [-1, 1]; `flush()` returns
+    the resampler's tail once the input has ended. Chunk boundaries do not change the result.
+    """
+
+    def __init__(self, source_rate: int, name: str = "audio"):
+        self.name = name
+        self.source_rate = int(source_rate)
+        if not MIN_RATE <= self.source_rate <= MAX_RATE:
+            raise AudioError(f"{name}: sample rate {source_rate} Hz is outside the supported "
+                             f"{MIN_RATE}-{MAX_RATE} Hz")
+        self._resampler = None
+        if self.source_rate != SAMPLE_RATE:
+            import soxr
+
+            self._resampler = soxr.ResampleStream(self.source_rate, SAMPLE_RATE, 1,
+                                                  dtype="float32", quality="HQ")
+        self._dc_prev_x = 0.0
+        self._dc_prev_y = 0.0
+        self.input_frames = 0
+        self.finite_frames = 0
+        self.output_samples = 0
+        self.clipped_samples = 0
+
+    def push(self, block, last: bool = False) -> np.ndarray:
+        x = np.asarray(block)
+        if x.ndim == 2:
+            x = x.mean(axis=1, dtype=np.float64) if x.shape[1] > 1 else x[:, 0]
+        elif x.ndim != 1:
+            raise AudioError(f"{self.name}: expected samples of shape (n,) or (n, channels), "
+                             f"got {x.shape}")
+        x = np.asarray(x, dtype=np.float32)
+        finite = np.isfinite(x)
+        n_finite = int(finite.sum())
+        if n_finite != x.size:
+            x = np.where(finite, x, np.float32(0))
+        self.input_frames += x.size
+        self.finite_frames += n_finite
+        if self._resampler is not None:
+            x = self._resampler.resample_chunk(np.ascontiguousarray(x), last=last)
+        return self._dc_and_clip(x)
+
+    def flush(self) -> np.ndarray:
+        if self._resampler is None:
+            return np.zeros(0, np.float32)
+        return self.push(np.zeros(0, np.float32), last=True)
+
+    def _dc_and_clip(self, x: np.ndarray) -> np.ndarray:
+        if x.size == 0:
+            return np.zeros(0, np.float32)
+        from scipy.signal import lfilter
+
+        # y[n] = x[n] - x[n-1] + R y[n-1], carrying x[-1], y[-1] across blocks.
+        zi = np.array([DC_POLE * self._dc_prev_y - self._dc_prev_x])
+        y, _ = lfilter([1.0, -1.0], [1.0, -DC_POLE], x.astype(np.float64), zi=zi)
+        self._dc_prev_x = float(x[-1])
+        self._dc_prev_y = float(y[-1])
+        over = np.abs(y) > 1.0
+        n_over = int(over.sum())
+        if n_over:
+            y = np.clip(y, -1.0, 1.0)
+        self.clipped_samples += n_over
+        self.output_samples += y.size
+        return y.astype(np.float32)
+
+    @property
+    def clipped_fraction(self) -> float:
+        return self.clipped_samples / max(self.output_samples, 1)
+
+    def check_content(self) -> None:
+        """One-line errors for input with nothing usable in it."""
+        if self.input_frames == 0:
+            raise AudioError(f"{self.name}: contains no samples (zero-length audio)")
+        if self.finite_frames == 0:
+            raise AudioError(f"{self.name}: every sample is NaN or infinite")
+
+
+def _int_to_float(x: np.ndarray) -> np.ndarray:
+    if x.dtype == np.uint8:
+        return (x.astype(np.float32) - 128.0) / 128.0
+    if np.issubdtype(x.dtype, np.integer):
+        return x.astype(np.float32) / float(2 ** (8 * x.dtype.itemsize - 1))
+    return x
+
+
+def _from_array(source, sr: int | None) -> np.ndarray:
+    if hasattr(source, "detach"):  # a torch tensor
+        source = source.detach().cpu().numpy()
+    x = np.asarray(source)
+    name = f"audio array {tuple(x.shape)}"
+    if x.dtype == object or not (np.issubdtype(x.dtype, np.number)):
+        raise AudioError(f"{name}: expected numeric samples, got dtype {x.dtype}")
+    if np.iscomplexobj(x):
+        raise AudioError(f"{name}: complex samples are not audio")
+    if x.ndim not in (1, 2):
+        raise AudioError(f"{name}: expected shape (samples,) or (samples, channels)")
+    cond = AudioConditioner(SAMPLE_RATE if sr is None else sr, name)
+    out = [cond.push(_int_to_float(x[i:i + BLOCK * 4])) for i in range(0, x.shape[0], BLOCK * 4)]
+    out.append(cond.flush())
+    cond.check_content()
+    return np.concatenate(out).astype(np.float32, copy=False)
+
+
+def _from_file(path: Path, sr: int | None) -> np.ndarray:
+    import soundfile as sf
+
+    name = str(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{name}: no such audio file")
+    if path.is_dir():
+        raise AudioError(f"{name}: is a directory, not an audio file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{name}: file is empty (0 bytes)")
+    try:
+        f = sf.SoundFile(name)
+    except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError / TypeError
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise AudioError(f"{name}: cannot read audio ({msg})") from None
+    with f:
+        if sr is not None and int(sr) != f.samplerate:
+            raise AudioError(f"{name}: sr={sr} given but the file says {f.samplerate} Hz")
+        if f.channels < 1:
+            raise AudioError(f"{name}: has no channels")
+        cond = AudioConditioner(f.samplerate, name)
+        out = []
+        try:
+            for block in f.blocks(blocksize=BLOCK, dtype="float32", always_2d=True):
+                out.append(cond.push(block))
+        except Exception as exc:
+            raise AudioError(f"{name}: decoding failed part-way ({exc})") from None
+        out.append(cond.flush())
+    cond.check_content()
+    return np.concatenate(out).astype(np.float32, copy=False)
+
+
+def load_audio(source, sr: int | None = None) -> np.ndarray:
+    """Load `source` as float32 mono 16 kHz samples in [-1, 1] (see the module docstring).
+
+    `source`: a path (str / PathLike) to any file soundfile reads (WAV, FLAC, OGG, AIFF, MP3
+    with libsndfile >= 1.1, ...), or an array / tensor of shape (samples,) or (samples, channels),
+    float in [-1, 1] or integer PCM. `sr` is the array's sample rate (default 16000); for a file
+    it is read from the file, and a different `sr` is an error.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        return _from_file(Path(source), sr)
+    return _from_array(source, sr)
+
+
+def duration_seconds(path: str | os.PathLike) -> float:
+    """The duration of an audio file from its header (no decoding); one-line error if unreadable."""
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise AudioError(f"{path}: cannot read audio ({msg})") from None
+    return info.frames / info.samplerate

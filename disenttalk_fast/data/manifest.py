@@ -1,0 +1,71 @@
+"""The on-disk layout of a clip dataset (one folder):
+
+    dataset.json        {"format_version", "fps", "exp_dim", "exp_mean", "exp_std",
+                         "stats_split", "num_clips", "feature": name used at prepare time}
+    manifest.jsonl      one JSON object per clip: {"id", "motion": "clips/<id>.npz",
+                         "audio": absolute path, "audio_sha256": digest of the decoded 16 kHz
+                         samples, "frames": L, "duration": seconds, "split": "train" | "val",
+                         "has_pose": bool}
+    clips/<id>.npz      the clip's motion in our .npz format (`Motion.save`): exp (L, N) float32
+                        at 25 fps in the original coefficient space, optional pose (L, 6)
+    features/<name>/    cached audio features (`FeatureCache`), keyed by audio content +
+                        extractor config + row count, computed once
+    rejected.jsonl      what `disenttalk prepare` refused, with the reason
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from disenttalk_fast.interop.io import atomic_write
+
+FORMAT_VERSION = 1
+DATASET_FILE = "dataset.json"
+MANIFEST_FILE = "manifest.jsonl"
+REJECTED_FILE = "rejected.jsonl"
+CLIPS_DIR = "clips"
+FEATURES_DIR = "features"
+SPLITS = ("train", "val", "all")
+
+
+def write_jsonl(path, rows) -> None:
+    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def write_json(path, obj) -> None:
+    text = json.dumps(obj, indent=1, sort_keys=True) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def read_dataset(folder) -> tuple[dict, list[dict]]:
+    """(dataset.json contents, manifest rows); one-line errors for a missing / broken folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such dataset folder")
+    meta_path, man_path = folder / DATASET_FILE, folder / MANIFEST_FILE
+    for p in (meta_path, man_path):
+        if not p.is_file():
+            raise FileNotFoundError(f"{folder}: not a clip dataset (no {p.name}; build one with "
+                                    "`disenttalk prepare`)")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{meta_path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+        raise ValueError(f"{meta_path}: dataset format {meta['format_version']} is newer than "
+                         f"this library reads ({FORMAT_VERSION})")
+    rows = []
+    for i, line in enumerate(man_path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{man_path}: line {i} is not valid JSON ({exc.msg})") from None
+        missing = [k for k in ("id", "motion", "audio", "frames") if k not in row]
+        if missing:
+            raise ValueError(f"{man_path}: line {i} lacks {', '.join(missing)}")
+        rows.append(row)
+    return meta, rows

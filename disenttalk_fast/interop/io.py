@@ -1,0 +1,61 @@
+"""File plumbing shared by the interop formats: atomic writes and one-line read errors."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def atomic_write(path, write) -> None:
+    """Call write(binary file) on a temp file next to `path`, then rename it into place."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise FileNotFoundError(f"{path}: folder {parent} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _exists(path: Path) -> None:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+
+
+def load_mat(path) -> dict:
+    from scipy.io import loadmat
+
+    path = Path(path)
+    _exists(path)
+    try:
+        d = loadmat(str(path))
+    except NotImplementedError:
+        raise ValueError(f"{path}: MATLAB v7.3 (HDF5) .mat files are not supported; "
+                         "save with -v7 or scipy.io.savemat") from None
+    except Exception as exc:
+        raise ValueError(f"{path}: not a readable .mat file ({str(exc).splitlines()[0]})") from None
+    return {k: v for k, v in d.items() if not k.startswith("__")}
+
+
+def save_mat(path, d: dict) -> None:
+    from scipy.io import savemat
+
+    atomic_write(path, lambda f: savemat(f, d))
+
+
+def load_npy(path) -> np.ndarray:
+    path = Path(path)
+    _exists(path)
+    try:
+        return np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise ValueError(f"{path}: not a readable .npy array ({str(exc).splitlines()[0]})") from None

@@ -1,0 +1,155 @@
+"""load_audio: every format / rate / bit depth / channel count the tests write, and bad inputs."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from disenttalk_fast.audio import AudioError, load_audio
+from disenttalk_fast.audio.load import AudioConditioner
+
+FORMATS = [  # (extension, soundfile format, subtype)
+    ("wav", "WAV", "PCM_U8"), ("wav", "WAV", "PCM_16"), ("wav", "WAV", "PCM_24"),
+    ("wav", "WAV", "PCM_32"), ("wav", "WAV", "FLOAT"), ("wav", "WAV", "DOUBLE"),
+    ("flac", "FLAC", "PCM_16"), ("flac", "FLAC", "PCM_24"), ("ogg", "OGG", "VORBIS"),
+    ("aiff", "AIFF", "PCM_16"),
+]
+
+
+def tone(sr, seconds=0.5, freq=440.0, channels=1, amp=0.5):
+    t = np.arange(int(sr * seconds)) / sr
+    x = amp * np.sin(2 * np.pi * freq * t)
+    return np.repeat(x[:, None], channels, axis=1).astype(np.float32) if channels > 1 else \
+        x.astype(np.float32)
+
+
+def dominant_hz(x, sr=16000):
+    spec = np.abs(np.fft.rfft(x * np.hanning(x.size)))
+    return np.argmax(spec) * sr / x.size
+
+
+def check_tone(y, seconds, freq=440.0, amp=0.5, tol_amp=0.08):
+    assert y.dtype == np.float32 and y.ndim == 1
+    assert abs(y.size - seconds * 16000) <= 2
+    mid = y[y.size // 4: 3 * y.size // 4]
+    assert abs(dominant_hz(mid) - freq) < 5
+    assert abs(np.sqrt(2 * np.mean(mid ** 2)) - amp) < tol_amp
+
+
+@pytest.mark.parametrize("ext,fmt,subtype", FORMATS)
+def test_formats_and_bit_depths(tmp_path, ext, fmt, subtype):
+    path = tmp_path / f"a.{ext}"
+    sf.write(path, tone(22050), 22050, format=fmt, subtype=subtype)
+    check_tone(load_audio(path), 0.5, tol_amp=0.1 if subtype == "PCM_U8" else 0.03)
+
+
+@pytest.mark.parametrize("sr", [8000, 11025, 16000, 22050, 32000, 44100, 48000])
+def test_sample_rates(tmp_path, sr):
+    path = tmp_path / "a.wav"
+    sf.write(path, tone(sr, freq=300.0), sr, subtype="PCM_16")
+    check_tone(load_audio(path), 0.5, freq=300.0, tol_amp=0.03)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 6])
+def test_channel_counts_mix_down(tmp_path, channels):
+    path = tmp_path / "a.flac"
+    x = tone(16000, channels=channels)
+    if channels > 1:
+        x[:, 1:] = 0  # only channel 0 carries the tone: the average scales it by 1 / channels
+    sf.write(path, x, 16000)
+    check_tone(load_audio(path), 0.5, amp=0.5 / channels, tol_amp=0.01)
+
+
+def test_array_inputs_and_int_pcm():
+    x = tone(16000)
+    np.testing.assert_allclose(load_audio((x * 32767).astype(np.int16)), load_audio(x), atol=2e-4)
+    import torch
+
+    np.testing.assert_array_equal(load_audio(torch.from_numpy(x)), load_audio(x))
+    check_tone(load_audio(tone(44100), sr=44100), 0.5, tol_amp=0.03)
+
+
+def test_chunking_does_not_change_the_result():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(44100).astype(np.float32) * 0.2 + 0.1
+    whole = load_audio(x, sr=44100)
+    cond = AudioConditioner(44100)
+    parts, i = [], 0
+    for n in [1, 441, 4410, 7, 16000, 9999] * 3:
+        parts.append(cond.push(x[i:i + n]))
+        i += n
+    parts.append(cond.push(x[i:]))
+    parts.append(cond.flush())
+    np.testing.assert_allclose(np.concatenate(parts), whole, atol=1e-6)
+
+
+def test_dc_offset_removed_and_clipping_bounded(tmp_path):
+    x = tone(16000, seconds=2.0) + 0.4          # DC offset 0.4
+    y = load_audio(x)
+    assert abs(y[8000:].mean()) < 1e-3          # after the filter settles (~0.2 s)
+    check_tone(y[4000:], 1.75, tol_amp=0.02)
+    path = tmp_path / "hot.wav"
+    sf.write(path, 3.0 * tone(16000), 16000, subtype="FLOAT")   # float file far beyond full scale
+    y = load_audio(path)
+    assert np.abs(y).max() <= 1.0 and np.isfinite(y).all()
+
+
+def test_some_nan_samples_become_silence():
+    x = tone(16000)
+    x[100:200] = np.nan
+    y = load_audio(x)
+    assert np.isfinite(y).all()
+
+
+@pytest.mark.parametrize("case", ["zero_bytes", "zero_frames", "all_nan", "garbage", "missing",
+                                  "directory"])
+def test_bad_files_give_one_line_errors(tmp_path, case):
+    path = tmp_path / "bad.wav"
+    if case == "zero_bytes":
+        path.write_bytes(b"")
+    elif case == "zero_frames":
+        sf.write(path, np.zeros(0, np.float32), 16000)
+    elif case == "all_nan":
+        sf.write(path, np.full(1000, np.nan, np.float32), 16000, subtype="FLOAT")
+    elif case == "garbage":
+        path.write_bytes(b"RIFF not really a wave file" * 10)
+    elif case == "directory":
+        path.mkdir()
+    with pytest.raises((AudioError, FileNotFoundError)) as info:
+        load_audio(path)
+    msg = str(info.value)
+    assert str(path) in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("bad", [np.zeros(0, np.float32), np.full(50, np.nan, np.float32),
+                                 np.zeros((2, 3, 4), np.float32), np.array(["a", "b"])])
+def test_bad_arrays(bad):
+    with pytest.raises(AudioError):
+        load_audio(bad)
+
+
+def test_bad_rates(tmp_path):
+    with pytest.raises(AudioError, match="sample rate"):
+        load_audio(np.zeros(100, np.float32), sr=100)
+    path = tmp_path / "a.wav"
+    sf.write(path, tone(22050), 22050)
+    with pytest.raises(AudioError, match="22050"):
+        load_audio(path, sr=16000)
+
+
+def test_long_file_loads_in_bounded_memory(tmp_path):
+    # 2 minutes of 48 kHz stereo: decoding it whole would need 46 MB of float32 at the source
+    # rate; block-wise reading keeps the peak near the 16 kHz output (7.7 MB) plus blocks.
+    seconds, sr = 120, 48000
+    path = tmp_path / "long.wav"
+    with sf.SoundFile(path, "w", sr, 2, subtype="PCM_16") as f:
+        block = (0.3 * np.sin(np.arange(sr) / sr * 2 * np.pi * 200)).astype(np.float32)
+        for _ in range(seconds):
+            f.write(np.stack([block, block], 1))
+    tracemalloc.start()
+    y = load_audio(path)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert abs(y.size - seconds * 16000) <= 2
+    assert peak < 24e6, f"peak {peak / 1e6:.1f} MB"

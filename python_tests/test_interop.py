@@ -1,0 +1,138 @@
+"""Motion .npz and every interop format: round trips and one-line errors for wrong keys/shapes."""
+
+import numpy as np
+import pytest
+from scipy.io import savemat
+
+from disenttalk_fast.interop import Deep3DCoeffs, detect_format, read_motion, write_motion
+from disenttalk_fast.interop.formats import read_template
+from disenttalk_fast.motion import Motion
+from disenttalk_fast.partition import Partition
+
+
+def make_motion(frames=7, dims=64, pose=True, seed=0):
+    rng = np.random.default_rng(seed)
+    return Motion(rng.standard_normal((frames, dims)).astype(np.float32),
+                  rng.standard_normal((frames, 6)).astype(np.float32) * 0.1 if pose else None,
+                  25.0, Partition.contiguous(dims, 3, 2))
+
+
+def test_npz_round_trip(tmp_path):
+    m = make_motion()
+    m.meta["seed"] = 3
+    write_motion(m, tmp_path / "m.npz")
+    back = read_motion(tmp_path / "m.npz")
+    np.testing.assert_array_equal(back.exp, m.exp)
+    np.testing.assert_array_equal(back.pose, m.pose)
+    assert back.partition == m.partition and back.fps == 25 and back.meta == {"seed": 3}
+    no_pose = make_motion(pose=False, dims=10)
+    no_pose.save(tmp_path / "n.npz")
+    assert Motion.load(tmp_path / "n.npz").pose is None
+
+
+@pytest.mark.parametrize("name,fmt", [("a.mat", None), ("a.mat", "deep3d-keys"), ("a.npy", None),
+                                      ("a.txt", None), ("a.npy", "descriptor73"),
+                                      ("a.mat", "descriptor73")])
+def test_interop_round_trips(tmp_path, name, fmt):
+    m = make_motion()
+    used = write_motion(m, tmp_path / name, format=fmt)
+    assert detect_format(tmp_path / name) == used
+    back = read_motion(tmp_path / name)
+    np.testing.assert_allclose(back.exp, m.exp, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(back.pose, m.pose, rtol=1e-6, atol=1e-6)
+    assert back.num_frames == 7
+
+
+def test_template_keeps_identity_and_crop(tmp_path):
+    rng = np.random.default_rng(1)
+    coeff = rng.standard_normal((7, 257)).astype(np.float32)
+    tp = np.tile(np.array([256, 256, 1.1, 120.0, 118.0], np.float32), (7, 1))
+    savemat(tmp_path / "ref.mat", {"coeff": coeff, "transform_params": tp})
+    m = make_motion()
+    write_motion(m, tmp_path / "out.mat", template=tmp_path / "ref.mat")
+    out = read_template(tmp_path / "out.mat")
+    np.testing.assert_array_equal(out.coeff[:, :80], coeff[:, :80])          # identity
+    np.testing.assert_array_equal(out.coeff[:, 144:224], coeff[:, 144:224])  # texture
+    np.testing.assert_array_equal(out.coeff[:, 80:144], m.exp)
+    np.testing.assert_array_equal(out.transform_params, tp)
+    write_motion(m, tmp_path / "out.txt", template=tmp_path / "ref.mat")
+    d = np.loadtxt(tmp_path / "out.txt")
+    np.testing.assert_allclose(d[:, 70:73], tp[:, 2:5])
+    # A template of another length contributes its first frame.
+    write_motion(make_motion(frames=3), tmp_path / "short.npy", template=tmp_path / "ref.mat")
+    np.testing.assert_array_equal(np.load(tmp_path / "short.npy")[:, :80], coeff[[0, 0, 0], :80])
+
+
+def test_reads_deep3d_per_image_and_sadtalker_layouts(tmp_path):
+    rng = np.random.default_rng(2)
+    keys = {"id": 80, "exp": 64, "tex": 80, "angle": 3, "gamma": 27, "trans": 3}
+    d = {k: rng.standard_normal((1, n)).astype(np.float32) for k, n in keys.items()}
+    d["lm68"] = np.zeros((1, 68, 2))
+    savemat(tmp_path / "img.mat", d)          # one image, as Deep3DFaceRecon writes it
+    m = read_motion(tmp_path / "img.mat")
+    np.testing.assert_array_equal(m.exp, d["exp"])
+    np.testing.assert_array_equal(m.pose, np.concatenate([d["angle"], d["trans"]], 1))
+    full = rng.standard_normal((5, 257)).astype(np.float32)
+    savemat(tmp_path / "sad.mat", {"coeff_3dmm": full[:, :73], "full_3dmm": full})
+    np.testing.assert_array_equal(read_motion(tmp_path / "sad.mat").exp, full[:, 80:144])
+
+
+def test_deep3d_coeff_slices():
+    coeff = np.arange(257, dtype=np.float32)[None].repeat(2, 0)
+    c = Deep3DCoeffs(coeff)
+    assert c.part("exp")[0, 0] == 80 and c.part("angle")[0].tolist() == [224, 225, 226]
+    assert c.part("gamma").shape == (2, 27) and c.part("trans")[0].tolist() == [254, 255, 256]
+
+
+@pytest.mark.parametrize("case,match", [
+    ("mat_wrong_keys", "coeff"),
+    ("mat_wrong_width", r"\(frames, 257\)"),
+    ("keys_mismatched_lengths", "different frame counts"),
+    ("npy_wrong_width", "width 50"),
+    ("txt_wrong_width", r"\(frames, 73\)"),
+    ("not_a_mat", "not a readable .mat"),
+    ("npz_without_exp", "missing array 'exp'"),
+    ("unknown_ext", "unknown motion file extension"),
+])
+def test_bad_files_one_line_errors(tmp_path, case, match):
+    rng = np.random.default_rng(0)
+    p = tmp_path / {"npy_wrong_width": "x.npy", "txt_wrong_width": "x.txt",
+                    "npz_without_exp": "x.npz", "unknown_ext": "x.csv"}.get(case, "x.mat")
+    if case == "mat_wrong_keys":
+        savemat(p, {"hello": np.zeros((3, 3))})
+    elif case == "mat_wrong_width":
+        savemat(p, {"coeff": np.zeros((3, 250)), "full_3dmm": np.zeros((3, 250))})
+    elif case == "keys_mismatched_lengths":
+        savemat(p, {"id": np.zeros((2, 80)), "exp": np.zeros((3, 64)), "tex": np.zeros((2, 80)),
+                    "angle": np.zeros((2, 3)), "gamma": np.zeros((2, 27)),
+                    "trans": np.zeros((2, 3))})
+    elif case == "npy_wrong_width":
+        np.save(p, rng.standard_normal((3, 50)))
+    elif case == "txt_wrong_width":
+        np.savetxt(p, rng.standard_normal((3, 70)))
+    elif case == "not_a_mat":
+        p.write_bytes(b"MATLAB? no" * 20)
+    elif case == "npz_without_exp":
+        np.savez(p, pose=np.zeros((3, 6)))
+    else:
+        p.write_text("1,2,3")
+    with pytest.raises(ValueError, match=match) as info:
+        read_motion(p)
+    assert str(p) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_write_errors_leave_no_file(tmp_path):
+    with pytest.raises(ValueError, match="64 expression dims"):
+        write_motion(make_motion(dims=10), tmp_path / "x.mat")
+    with pytest.raises(ValueError, match="written as"):
+        write_motion(make_motion(), tmp_path / "x.txt", format="deep3d-mat")
+    with pytest.raises(ValueError, match="cannot tell"):
+        write_motion(make_motion(), tmp_path / "x.bin")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_motion_validation():
+    with pytest.raises(ValueError, match="pose"):
+        Motion(np.zeros((4, 64)), np.zeros((3, 6)))
+    with pytest.raises(ValueError, match="partition"):
+        Motion(np.zeros((4, 10)), partition=Partition.contiguous(64))
