@@ -1,20 +1,28 @@
 """`causal_cross_attention`: frames to audio rows with the 2:1 causal mask and lookahead.
 
-Kernels (C++, CUDA, Triton) are registered here as they land; until then the non-reference
-backends raise BackendError.
+The compiled kernels are registered as `torch.ops.disenttalk_fast.causal_cross_attention` (C++ on
+CPU tensors, CUDA on CUDA tensors) and `torch.ops.disenttalk_fast.causal_cross_attention_triton`,
+each with a fake implementation. The kernels are forward-only; their backward recomputes the op
+with the reference under autograd, so models built on them still train.
 """
 
 from __future__ import annotations
 
-from disenttalk_fast import _bridge, backends, reference
+from disenttalk_fast import _bridge, _native, backends, reference
 from disenttalk_fast._torch import torch
 
 _OP = "causal_cross_attention"
+# Head dims each backend is compiled / written for (Triton: powers of two, >= 16 for tl.dot).
+HEAD_DIMS = {"cpu": (16, 32, 64, 128), "cuda": (16, 32, 64, 128), "triton": (16, 32, 64, 128)}
 
 
 def causal_cross_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                            lookahead: int = 0, *, backend: str = "auto") -> torch.Tensor:
-    """See `disenttalk_fast.reference.causal_cross_attention` for the exact semantics."""
+    """See `disenttalk_fast.reference.causal_cross_attention` for the exact semantics.
+
+    q: (B, L, H, D); k, v: (B, S, H, D); returns a new (B, L, H, D) tensor.
+    `backend`: "auto" | "reference" | "cpu" | "cuda" | "triton".
+    """
     _bridge.check_tensor(_OP, "q", q, ndim=4)
     B, L, H, D = q.shape
     _bridge.check_tensor(_OP, "k", k, ndim=4, shape=(B, None, H, D), dtype=q.dtype,
@@ -27,4 +35,81 @@ def causal_cross_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     which = backends.resolve(backend, q.device)
     if which == "reference":
         return reference.causal_cross_attention(q, k, v, lookahead)
-    raise backends.BackendError(f"{_OP}: backend '{which}' is not implemented yet")
+    _bridge.check_dtype_supported(_OP, which, q)
+    if D not in HEAD_DIMS[which]:
+        raise _bridge.OpInputError(
+            f"{_OP}: backend '{which}' supports head dim {', '.join(map(str, HEAD_DIMS[which]))}; "
+            f"got {D} (use backend='reference')")
+    if which == "triton":
+        return torch.ops.disenttalk_fast.causal_cross_attention_triton(q, k, v, int(lookahead))
+    return torch.ops.disenttalk_fast.causal_cross_attention(q, k, v, int(lookahead))
+
+
+# --- compiled kernels: C++ (CPU) and CUDA behind one op -------------------------------------
+
+@torch.library.custom_op("disenttalk_fast::causal_cross_attention", mutates_args=())
+def _cca_compiled(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                  lookahead: int) -> torch.Tensor:
+    lib = _native.require_cpu()
+    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+    out = torch.empty_like(q)
+    B, L, H, D = q.shape
+    lib.causal_cross_attention_forward_cpu(
+        _bridge.addr(q), _bridge.addr(k), _bridge.addr(v), _bridge.addr(out), B, L, k.shape[1],
+        H, D, lookahead, _bridge.num_threads())
+    return out
+
+
+@_cca_compiled.register_kernel("cuda")
+def _cca_cuda(q, k, v, lookahead):
+    lib = _native.require_cuda()
+    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+    out = torch.empty_like(q)
+    B, L, H, D = q.shape
+    with torch.cuda.device(q.device):
+        lib.causal_cross_attention_forward_cuda(
+            _bridge.addr(q), _bridge.addr(k), _bridge.addr(v), _bridge.addr(out), B, L,
+            k.shape[1], H, D, lookahead, _bridge.DTYPE_CODES[q.dtype],
+            _bridge.cuda_stream(q.device))
+    return out
+
+
+# --- Triton ---------------------------------------------------------------------------------
+
+@torch.library.custom_op("disenttalk_fast::causal_cross_attention_triton", mutates_args=())
+def _cca_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                lookahead: int) -> torch.Tensor:
+    from disenttalk_fast._triton import causal_cross_attention as kernel  # imports triton
+
+    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+    out = torch.empty_like(q)
+    if q.is_cuda:
+        with torch.cuda.device(q.device):
+            return kernel.causal_cross_attention_forward(q, k, v, lookahead, out)
+    return kernel.causal_cross_attention_forward(q, k, v, lookahead, out)
+
+
+# --- shared fake implementation and autograd ------------------------------------------------
+
+def _fake(q, k, v, lookahead):
+    return torch.empty_like(q, memory_format=torch.contiguous_format)
+
+
+def _setup_context(ctx, inputs, output):
+    q, k, v, lookahead = inputs
+    ctx.save_for_backward(q, k, v)
+    ctx.lookahead = lookahead
+
+
+def _backward(ctx, grad):
+    # Recompute through the reference (forward-only kernels; see the module docstring).
+    with torch.enable_grad():
+        inputs = [t.detach().requires_grad_() for t in ctx.saved_tensors]
+        out = reference.causal_cross_attention(*inputs, ctx.lookahead)
+        grads = torch.autograd.grad(out, inputs, grad)
+    return grads[0], grads[1], grads[2], None
+
+
+for _op in (_cca_compiled, _cca_triton):
+    _op.register_fake(_fake)
+    _op.register_autograd(_backward, setup_context=_setup_context)

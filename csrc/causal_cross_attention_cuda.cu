@@ -1,0 +1,28 @@
+#include "attention_cuda.cuh"
+#include "causal_cross_attention.h"
+
+namespace dt {
+
+void causal_cross_attention_forward_cuda(std::uintptr_t q, std::uintptr_t k, std::uintptr_t v,
+                                         std::uintptr_t out, int64_t B, int64_t L, int64_t S,
+                                         int64_t H, int64_t D, int64_t lookahead, DType dtype,
+                                         std::uintptr_t stream) {
+  DT_CHECK(S >= 1, "causal_cross_attention_forward_cuda: S must be >= 1");
+  attn_cuda::Problem p;
+  p.B = B;
+  p.L = L;
+  p.S = S;
+  p.H = H;
+  p.q = p.out = {L * H * D, H * D, D};
+  p.k = p.v = {S * H * D, H * D, D};
+  p.causal = true;
+  p.lookahead = lookahead;
+  p.scale = 1.f / sqrtf(static_cast<float>(D));
+  DT_DISPATCH_FLOATING(dtype, [&] {
+    attn_cuda::launch_attention(ptr<const scalar_t>(q), ptr<const scalar_t>(k),
+                                ptr<const scalar_t>(v), ptr<scalar_t>(out), p, D,
+                                as_stream(stream), "causal_cross_attention_forward_cuda");
+  });
+}
+
+}  // namespace dt
