@@ -1,10 +1,10 @@
 // C++ CPU kernels of the depthwise temporal convolutions (see dwconv.h for the maths).
 //
-// multi_dilation_dwconv is a small GEMM per time tile: each task takes one (batch, tile of kTile
-// time steps), computes the (tile, n*C) depthwise block into a thread-local buffer straight from
-// the input (tile + halo rows, hot in L1/L2), then multiplies it by the pointwise weight with a
-// register-blocked 6x16 micro-kernel. The weight is packed once per call into 16-column panels
-// (K-major) so the micro-kernel streams it with plain vector loads.
+// multi_dilation_dwconv is a small GEMM per time tile: each task takes one (batch, tile of up to
+// 48 time steps), computes the tile's n*C depthwise outputs straight from the input (tile + halo
+// rows, hot in L1/L2) into a thread-local packed buffer, then multiplies the pointwise weight by it
+// with a register-blocked 6x16 micro-kernel (6 output channels x 16 time steps, 12 accumulators).
+// Nothing of size (B, L, n*C) is ever written.
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -19,9 +19,10 @@ namespace {
 // has (two SSE registers, NEON pairs), so the code stays portable.
 typedef float v8 __attribute__((vector_size(32)));
 
-constexpr int kMR = 6;      // rows (time steps) per micro-tile
-constexpr int kNR = 16;     // output channels per micro-tile (two v8)
-constexpr int64_t kKc = 256;  // depth of one K block: a 256x16 weight panel (16 KiB) stays in L1
+constexpr int kMR = 6;         // output channels per micro-tile
+constexpr int kNR = 16;        // time steps per micro-tile (two v8)
+constexpr int64_t kTile = 48;  // time steps per task (3 panels): each weight row brought in from
+                               // L2/L3 serves 48 time steps from L1
 
 inline v8 load8(const float* p) {
   v8 v;
@@ -31,81 +32,55 @@ inline v8 load8(const float* p) {
 inline void store8(float* p, v8 v) { std::memcpy(p, &v, sizeof(v)); }
 inline v8 splat(float s) { return v8{s, s, s, s, s, s, s, s}; }
 
-// C[rows x cols] (+)= A[kMR x k] * Bp[k x kNR] (+ bias on the first K block).
-// A: row-major with leading dimension lda (rows past `rows` are valid memory, ignored on store);
-// Bp: a packed panel, kNR floats per k; bias: kNR floats or null.
-void micro_kernel(const float* A, int64_t lda, const float* Bp, int64_t k, const float* bias,
-                  bool accumulate, float* C, int64_t ldc, int rows, int cols) {
+// The GEMM is done transposed, out^T (Cout x T) = W (Cout x K) * D^T (K x T), so the weight is
+// read in place (row-major, one broadcast element at a time) and only the small per-tile D^T is
+// packed. Packing the (Cout, K) weight instead would cost about as much as a whole small-L call
+// (a streaming chunk) every time.
+//
+// out[t, r] = bias[r] + sum_k w_rows[r][k] * Dp[k][t]   for r < rows, t < cols,
+// with out's rows ldo apart. w_rows: kMR weight rows (the caller repeats the last valid row to
+// fill a partial tile); Dp: one packed panel of D^T, kNR time steps per k, contiguous.
+void micro_kernel(const float* const* w_rows, const float* Dp, int64_t K, const float* bias,
+                  float* out, int64_t ldo, int rows, int cols) {
   v8 acc[kMR][2];
-  const v8 b0 = bias ? load8(bias) : splat(0.f);
-  const v8 b1 = bias ? load8(bias + 8) : splat(0.f);
 #pragma GCC unroll 6
-  for (int r = 0; r < kMR; ++r) {
-    acc[r][0] = b0;
-    acc[r][1] = b1;
+  for (int r = 0; r < kMR; ++r) acc[r][0] = acc[r][1] = splat(bias && r < rows ? bias[r] : 0.f);
+  const float *w0 = w_rows[0], *w1 = w_rows[1], *w2 = w_rows[2];
+  const float *w3 = w_rows[3], *w4 = w_rows[4], *w5 = w_rows[5];
+  for (int64_t k = 0; k < K; ++k) {
+    const v8 d0 = load8(Dp + k * kNR);
+    const v8 d1 = load8(Dp + k * kNR + 8);
+    v8 a;
+    a = splat(w0[k]); acc[0][0] += a * d0; acc[0][1] += a * d1;
+    a = splat(w1[k]); acc[1][0] += a * d0; acc[1][1] += a * d1;
+    a = splat(w2[k]); acc[2][0] += a * d0; acc[2][1] += a * d1;
+    a = splat(w3[k]); acc[3][0] += a * d0; acc[3][1] += a * d1;
+    a = splat(w4[k]); acc[4][0] += a * d0; acc[4][1] += a * d1;
+    a = splat(w5[k]); acc[5][0] += a * d0; acc[5][1] += a * d1;
   }
-  for (int64_t p = 0; p < k; ++p) {
-    const v8 w0 = load8(Bp + p * kNR);
-    const v8 w1 = load8(Bp + p * kNR + 8);
-#pragma GCC unroll 6
-    for (int r = 0; r < kMR; ++r) {
-      const v8 a = splat(A[r * lda + p]);
-      acc[r][0] += a * w0;
-      acc[r][1] += a * w1;
-    }
-  }
-  if (rows == kMR && cols == kNR) {
-#pragma GCC unroll 6
-    for (int r = 0; r < kMR; ++r) {
-      float* c = C + r * ldc;
-      if (accumulate) {
-        acc[r][0] += load8(c);
-        acc[r][1] += load8(c + 8);
-      }
-      store8(c, acc[r][0]);
-      store8(c + 8, acc[r][1]);
-    }
-    return;
-  }
+  // Transposed store: the tile is (channels x time steps), out is (time steps, channels).
   float tmp[kMR][kNR];
   for (int r = 0; r < kMR; ++r) {
     store8(tmp[r], acc[r][0]);
     store8(tmp[r] + 8, acc[r][1]);
   }
-  for (int r = 0; r < rows; ++r)
-    for (int j = 0; j < cols; ++j) C[r * ldc + j] = (accumulate ? C[r * ldc + j] : 0.f) + tmp[r][j];
+  for (int t = 0; t < cols; ++t)
+    for (int r = 0; r < rows; ++r) out[t * ldo + r] = tmp[r][t];
 }
 
-// Bp[panel][k][j] = W[panel * kNR + j, k] (zero past Cout): K-major 16-wide panels of W (Cout, K).
-void pack_weight(const float* W, int64_t Cout, int64_t K, float* Bp, int num_threads) {
-  const int64_t panels = (Cout + kNR - 1) / kNR;
-  parallel_for(panels, 1, num_threads, [&](int64_t begin, int64_t end) {
-    for (int64_t p = begin; p < end; ++p) {
-      float* dst = Bp + p * K * kNR;
-      for (int j = 0; j < kNR; ++j) {
-        const int64_t o = p * kNR + j;
-        if (o < Cout) {
-          const float* src = W + o * K;
-          for (int64_t k = 0; k < K; ++k) dst[k * kNR + j] = src[k];
-        } else {
-          for (int64_t k = 0; k < K; ++k) dst[k * kNR + j] = 0.f;
-        }
-      }
-    }
-  });
-}
-
-// D[t, i*C + c] for t in [0, rows): the depthwise outputs of time steps t0 + t of sample xb.
-// wT: (n, 3, C) transposed depthwise weights, so every inner loop runs over contiguous channels.
-void depthwise_block(const float* xb, int64_t L, int64_t C, int64_t t0, int64_t rows,
-                     const float* wT, const float* dw_bias, const int64_t* dil, int n, float* D,
-                     int64_t ldd) {
+// Dp[t / kNR][k][t % kNR] = depthwise output k = i*C + c at time step t0 + t of sample xb, for
+// t < rows (zero for the padding up to the panel). wT: (n, 3, C) transposed depthwise weights so
+// the channel loops are contiguous and vectorise; row: scratch of n*C floats.
+void depthwise_panels(const float* xb, int64_t L, int64_t C, int64_t t0, int64_t rows,
+                      const float* wT, const float* dw_bias, const int64_t* dil, int n,
+                      float* row, float* Dp) {
+  const int64_t K = n * C;
   for (int64_t t = 0; t < rows; ++t) {
     const int64_t tt = t0 + t;
     const float* xc = xb + tt * C;
     for (int i = 0; i < n; ++i) {
       const float* __restrict__ w = wT + i * 3 * C;
-      float* __restrict__ d = D + t * ldd + i * C;
+      float* __restrict__ d = row + i * C;
       const float* __restrict__ bi = dw_bias + i * C;
       const int64_t dl = dil[i];
       const bool has_left = tt - dl >= 0, has_right = tt + dl < L;
@@ -114,7 +89,7 @@ void depthwise_block(const float* xb, int64_t L, int64_t C, int64_t t0, int64_t 
       if (has_left && has_right) {
         for (int64_t c = 0; c < C; ++c)
           d[c] = bi[c] + w[c] * xl[c] + w[C + c] * xc[c] + w[2 * C + c] * xr[c];
-      } else {
+      } else {  // near the sequence ends: the missing taps read the zero padding
         for (int64_t c = 0; c < C; ++c) d[c] = bi[c] + w[C + c] * xc[c];
         if (has_left)
           for (int64_t c = 0; c < C; ++c) d[c] += w[c] * xl[c];
@@ -122,13 +97,14 @@ void depthwise_block(const float* xb, int64_t L, int64_t C, int64_t t0, int64_t 
           for (int64_t c = 0; c < C; ++c) d[c] += w[2 * C + c] * xr[c];
       }
     }
+    float* dst = Dp + (t / kNR) * K * kNR + t % kNR;
+    for (int64_t k = 0; k < K; ++k) dst[k * kNR] = row[k];
   }
-}
-
-// Grows, never shrinks: repeated calls (one per diffusion step) reuse the same memory.
-std::vector<float>& scratch(int which) {
-  thread_local std::vector<float> buffers[2];
-  return buffers[which];
+  // Time steps past `rows` in the last panel are multiplied but never stored: keep them finite.
+  for (int64_t t = rows; t % kNR != 0; ++t) {
+    float* dst = Dp + (t / kNR) * K * kNR + t % kNR;
+    for (int64_t k = 0; k < K; ++k) dst[k * kNR] = 0.f;
+  }
 }
 
 }  // namespace
@@ -141,51 +117,37 @@ void multi_dilation_dwconv_forward_cpu(const float* x, const float* dw_weight,
   DT_CHECK(n >= 1 && n <= kMaxDilations, "multi_dilation_dwconv: 1 to 4 dilations supported");
   if (B * L * Cout == 0) return;
   const int64_t K = n * C;
-  const int64_t panels = (Cout + kNR - 1) / kNR;
-
-  // Packed weight, padded bias and transposed depthwise weights live in the calling thread's
-  // scratch; the workers only read them.
-  std::vector<float>& shared = scratch(0);
-  const int64_t packed_size = panels * K * kNR;
-  shared.resize(packed_size + panels * kNR + n * 3 * C);
-  float* Bp = shared.data();
-  float* bias = Bp + packed_size;
-  float* wT = bias + panels * kNR;
-  pack_weight(pw_weight, Cout, K, Bp, num_threads);
-  for (int64_t o = 0; o < panels * kNR; ++o) bias[o] = (pw_bias && o < Cout) ? pw_bias[o] : 0.f;
+  std::vector<float> wT(n * 3 * C);
   for (int i = 0; i < n; ++i)
     for (int j = 0; j < 3; ++j)
       for (int64_t c = 0; c < C; ++c) wT[(i * 3 + j) * C + c] = dw_weight[(i * C + c) * 3 + j];
 
-  // Time tile: 48 rows (8 micro-rows) keeps the (tile, K) block in L2 for K up to ~1.5k; shrink
-  // it when there would be too few tasks to keep every thread busy.
-  int64_t tile = 48;
-  while (tile > kMR && B * ((L + tile - 1) / tile) < 2 * std::max(num_threads, 1)) tile -= kMR;
+  // Shrink the time tile (in whole panels) when there would be too few tasks for the threads.
+  int64_t tile = kTile;
+  while (tile > kNR && B * ((L + tile - 1) / tile) < 2 * std::max(num_threads, 1)) tile -= kNR;
   const int64_t tiles_per_sample = (L + tile - 1) / tile;
 
   parallel_for(B * tiles_per_sample, 1, num_threads, [&](int64_t begin, int64_t end) {
-    std::vector<float>& D = scratch(1);
-    D.resize(tile * K);
+    // Grows and is kept: the next call (the next diffusion step) reuses the same memory.
+    thread_local std::vector<float> scratch;
+    scratch.resize(K + tile * K);
+    float* row = scratch.data();
+    float* Dp = row + K;
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / tiles_per_sample;
       const int64_t t0 = (task % tiles_per_sample) * tile;
       const int64_t rows = std::min(tile, L - t0);
-      depthwise_block(x + b * L * C, L, C, t0, rows, wT, dw_bias, dil, n, D.data(), K);
-      // Rows past `rows` in the last micro-tile are read but never stored: keep them finite.
-      const int64_t padded = (rows + kMR - 1) / kMR * kMR;
-      std::fill(D.begin() + rows * K, D.begin() + padded * K, 0.f);
+      depthwise_panels(x + b * L * C, L, C, t0, rows, wT.data(), dw_bias, dil, n, row, Dp);
       float* ob = out + (b * L + t0) * Cout;
-      for (int64_t k0 = 0; k0 < K; k0 += kKc) {
-        const int64_t kc = std::min(kKc, K - k0);
-        for (int64_t p = 0; p < panels; ++p) {
-          const float* panel = Bp + p * K * kNR + k0 * kNR;
-          const int cols = static_cast<int>(std::min<int64_t>(kNR, Cout - p * kNR));
-          for (int64_t m = 0; m < rows; m += kMR) {
-            micro_kernel(D.data() + m * K + k0, K, panel, kc, k0 == 0 ? bias + p * kNR : nullptr,
-                         k0 > 0, ob + m * Cout + p * kNR, Cout,
-                         static_cast<int>(std::min<int64_t>(kMR, rows - m)), cols);
-          }
-        }
+      for (int64_t o0 = 0; o0 < Cout; o0 += kMR) {
+        const int valid = static_cast<int>(std::min<int64_t>(kMR, Cout - o0));
+        const float* w_rows[kMR];
+        for (int r = 0; r < kMR; ++r) w_rows[r] = pw_weight + (o0 + std::min(r, valid - 1)) * K;
+        // These 6 weight rows stay in L1 while the tile's panels stream past them from L2.
+        for (int64_t p = 0; p * kNR < rows; ++p)
+          micro_kernel(w_rows, Dp + p * K * kNR, K, pw_bias ? pw_bias + o0 : nullptr,
+                       ob + p * kNR * Cout + o0, Cout, valid,
+                       static_cast<int>(std::min<int64_t>(kNR, rows - p * kNR)));
       }
     }
   });
