@@ -1,0 +1,64 @@
+"""`FastDenoiser`: the reference denoiser running on the fused kernels — a drop-in.
+
+Same constructor config, same parameters and state_dict keys (it *is* the reference module
+class with another backend), so weights load in both directions and `from_reference` /
+`to_reference` convert in place of a retrain. The backend is "auto" by default: per call, the
+C++ kernels for CPU tensors and the CUDA kernels for CUDA tensors (DISENTTALK_BACKEND
+overrides), or an explicit "cpu" | "cuda" | "triton".
+"""
+
+from __future__ import annotations
+
+from disenttalk_fast import backends
+from disenttalk_fast.config import DisentTalkConfig
+from disenttalk_fast.model.denoiser import DisentTalkDenoiser
+from disenttalk_fast.partition import Partition
+
+FAST_BACKENDS = ("auto", "cpu", "cuda", "triton")
+
+
+class FastDenoiser(DisentTalkDenoiser):
+    def __init__(self, config: DisentTalkConfig, partition: Partition | None = None,
+                 backend: str = "auto"):
+        if backend not in FAST_BACKENDS:
+            raise backends.BackendError(
+                f"FastDenoiser: backend must be one of {', '.join(FAST_BACKENDS)}, got "
+                f"'{backend}' (DisentTalkDenoiser is the reference)")
+        super().__init__(config, partition, backend=backend)
+
+    @classmethod
+    def from_reference(cls, model: DisentTalkDenoiser, backend: str = "auto") -> "FastDenoiser":
+        """A FastDenoiser with `model`'s config, partition, weights, device, dtype and mode."""
+        fast = cls(model.config, model.partition, backend)
+        _copy_into(fast, model)
+        return fast
+
+    def to_reference(self) -> DisentTalkDenoiser:
+        ref = DisentTalkDenoiser(self.config, self.partition, backend="reference")
+        _copy_into(ref, self)
+        return ref
+
+    def resolved_backend(self) -> str:
+        """The backend the ops resolve to for this model's current device."""
+        device = next(self.parameters()).device
+        return backends.resolve(self.backend, device)
+
+
+def _copy_into(dst: DisentTalkDenoiser, src: DisentTalkDenoiser) -> None:
+    param = next(src.parameters())
+    dst.to(device=param.device, dtype=param.dtype)
+    dst.load_state_dict(src.state_dict(), strict=True)
+    dst.train(src.training)
+
+
+def as_fast(model: DisentTalkDenoiser, backend: str = "auto") -> DisentTalkDenoiser:
+    """The model itself when it already runs `backend`, else a FastDenoiser copy of it;
+    backend "reference" returns a reference model."""
+    if backend == "reference":
+        return model.to_reference() if isinstance(model, FastDenoiser) else model
+    if isinstance(model, FastDenoiser) and model.backend == backend:
+        return model
+    return FastDenoiser.from_reference(model, backend)
+
+
+__all__ = ["FastDenoiser", "FAST_BACKENDS", "as_fast"]
