@@ -4,15 +4,21 @@ espeak-ng is initialised in synchronous mode with phoneme events on; a synth cal
 the 16-bit samples and the `espeakEVENT_PHONEME` events (phoneme mnemonic + sample position),
 so every phoneme's start time comes from the synthesiser itself, not from a forced aligner.
 
+Every utterance is a pure function of (text, voice, seed): see `Espeak` for how.
 The library is found through the `espeakng-loader` pip package (library + voice data in the
 wheel) or, failing that, a system `libespeak-ng` (Debian: `apt-get install espeak-ng`).
 """
 
 from __future__ import annotations
 
+import _ctypes
+import atexit
 import ctypes
 import ctypes.util
+import os
 import random
+import shutil
+import tempfile
 import threading
 from dataclasses import dataclass
 
@@ -92,7 +98,14 @@ def _find_library() -> tuple[str, str | None]:
 
 
 class Espeak:
-    """One process-wide espeak-ng instance (the C library has global state); thread-safe."""
+    """espeak-ng behind a lock, loaded afresh for every utterance.
+
+    The C library keeps static state between utterances (wave generator phase, noise
+    generators) that survives even espeak_Terminate / espeak_Initialize, so the same text and
+    voice give different samples depending on what was spoken before. To make every utterance a
+    pure function of (text, voice, seed), `synthesize` dlopens a private copy of the library,
+    initialises it, speaks, and dlcloses it again (about 15 ms of overhead per utterance).
+    """
 
     _instance: "Espeak | None" = None
     _lock = threading.Lock()
@@ -106,10 +119,28 @@ class Espeak:
 
     def __init__(self):
         lib_path, data_path = _find_library()
+        # A private copy: nobody else in the process holds it, so dlclose really unloads it.
+        self._dir = tempfile.mkdtemp(prefix="disenttalk-espeak-")
+        atexit.register(shutil.rmtree, self._dir, True)
+        self._lib_path = os.path.join(self._dir, "libespeak-ng-private.so")
         try:
-            lib = ctypes.CDLL(lib_path)
+            shutil.copy(lib_path, self._lib_path)
         except OSError as exc:
             raise RuntimeError(f"{UNAVAILABLE} ({lib_path}: {exc})") from None
+        self._data_path = data_path.encode() if data_path else None
+        self._chunks: list[np.ndarray] = []
+        self._phonemes: list[Phoneme] = []
+        self._callback = _Callback(self._on_synth)  # keep a reference: C holds the pointer
+        self._synth_lock = threading.Lock()
+        self._srand = getattr(ctypes.CDLL(None), "srand", None)
+        lib = self._open()          # fail here, at construction, when the library is unusable
+        self._close(lib)
+
+    def _open(self):
+        try:
+            lib = ctypes.CDLL(self._lib_path, mode=ctypes.RTLD_LOCAL)
+        except OSError as exc:
+            raise RuntimeError(f"{UNAVAILABLE} ({exc})") from None
         lib.espeak_Initialize.restype = ctypes.c_int
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p,
                                           ctypes.c_int]
@@ -118,18 +149,24 @@ class Espeak:
         lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
                                      ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p,
                                      ctypes.c_void_p]
-        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0,
-                                     data_path.encode() if data_path else None,
+        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, self._data_path,
                                      _INITIALIZE_PHONEME_EVENTS | _INITIALIZE_DONT_EXIT)
         if rate <= 0:
+            self._close(lib, terminate=False)
             raise RuntimeError(f"{UNAVAILABLE} (espeak_Initialize failed with {rate})")
-        self.lib = lib
         self.sample_rate = int(rate)
-        self._chunks: list[np.ndarray] = []
-        self._phonemes: list[Phoneme] = []
-        self._callback = _Callback(self._on_synth)  # keep a reference: C holds the pointer
         lib.espeak_SetSynthCallback(self._callback)
-        self._synth_lock = threading.Lock()
+        set_seed = getattr(lib, "espeak_ng_SetRandSeed", None)
+        if set_seed is not None:
+            set_seed.argtypes = [ctypes.c_long]
+        lib.set_seed = set_seed
+        return lib
+
+    @staticmethod
+    def _close(lib, terminate: bool = True) -> None:
+        if terminate:
+            lib.espeak_Terminate()
+        _ctypes.dlclose(lib._handle)
 
     def _on_synth(self, wav, num_samples, events) -> int:
         if wav and num_samples > 0:
@@ -143,20 +180,30 @@ class Espeak:
             i += 1
         return 0  # 0 = continue synthesis
 
-    def synthesize(self, text: str, voice: Voice) -> Utterance:
-        """Speak `text` with `voice`; returns the audio and the phoneme start times."""
+    def synthesize(self, text: str, voice: Voice, seed: int = 0) -> Utterance:
+        """Speak `text` with `voice`; returns the audio and the phoneme start times. The same
+        text, voice and seed give the same samples."""
         data = text.encode("utf-8")
         with self._synth_lock:
-            if self.lib.espeak_SetVoiceByName(voice.name.encode()) != 0:
-                raise ValueError(f"espeak-ng has no voice '{voice.name}'")
-            for param, value in ((_PARAM_RATE, voice.rate), (_PARAM_PITCH, voice.pitch),
-                                 (_PARAM_RANGE, voice.pitch_range), (_PARAM_VOLUME, 100),
-                                 (_PARAM_WORDGAP, 0)):
-                self.lib.espeak_SetParameter(param, int(value), 0)
-            self._chunks, self._phonemes = [], []
-            err = self.lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8,
-                                        None, None)
-            self.lib.espeak_Synchronize()
+            lib = self._open()
+            try:
+                if lib.espeak_SetVoiceByName(voice.name.encode()) != 0:
+                    raise ValueError(f"espeak-ng has no voice '{voice.name}'")
+                for param, value in ((_PARAM_RATE, voice.rate), (_PARAM_PITCH, voice.pitch),
+                                     (_PARAM_RANGE, voice.pitch_range), (_PARAM_VOLUME, 100),
+                                     (_PARAM_WORDGAP, 0)):
+                    lib.espeak_SetParameter(param, int(value), 0)
+                self._chunks, self._phonemes = [], []
+                # breath / voicing noise comes from espeak's generator and from libc's rand()
+                if lib.set_seed is not None:
+                    lib.set_seed(seed)
+                if self._srand is not None:
+                    self._srand(ctypes.c_uint(seed & 0xFFFFFFFF))
+                err = lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8,
+                                       None, None)
+                lib.espeak_Synchronize()
+            finally:
+                self._close(lib)
             if err != 0:
                 raise RuntimeError(f"espeak-ng failed to synthesise {text!r} (error {err})")
             pcm = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)

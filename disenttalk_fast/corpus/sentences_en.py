@@ -11,6 +11,8 @@ import random
 SUBJECTS = ("I", "You", "We", "They", "My brother", "Your sister", "The teacher", "Our neighbour",
             "The old man", "A young woman", "The doctor", "Every student", "My friend Paul",
             "The children", "Maria", "The farmer", "Nobody", "Somebody", "The pilot", "Bob")
+SINGULAR_SUBJECTS = tuple(s for s in SUBJECTS
+                          if s not in ("I", "You", "We", "They", "The children"))
 VERBS_PAST = ("bought", "found", "painted", "washed", "moved", "borrowed", "fixed", "opened",
               "lost", "watched", "carried", "cooked", "measured", "pushed", "threw", "brought",
               "cleaned", "ordered", "described", "photographed")
@@ -57,7 +59,7 @@ TEMPLATES = (
     lambda r: f"{r.choice(SUBJECTS)} {r.choice(VERBS_PAST)} the {r.choice(ADJECTIVES)} "
               f"{r.choice(NOUNS)} {r.choice(PLACES)} {r.choice(TIMES)}.",
     lambda r: f"The {r.choice(ADJECTIVES)} {r.choice(NOUNS)} is {r.choice(PLACES)}.",
-    lambda r: f"{r.choice(SUBJECTS)} has {number_words(r.randrange(2, 100))} "
+    lambda r: f"{r.choice(SINGULAR_SUBJECTS)} has {number_words(r.randrange(2, 100))} "
               f"{r.choice(PLURALS)}.",
     lambda r: f"Did you see {_article(a := r.choice(ADJECTIVES))} {a} {r.choice(NOUNS)} "
               f"{r.choice(TIMES)}?",
