@@ -1,0 +1,129 @@
+"""Region control at sampling time — the point of the disentangled lip / eye / global split.
+
+    RegionControl(lip_scale=1.3,                       # exaggerate the lips
+                  freeze={"global": ref_frame},        # hold the global dims at one frame
+                  replace={"eye": ref_sequence})       # take the eyes from a reference clip
+
+All values are in the model's normalised expression space (what `sample` returns). A reference
+may hold all N dims (the region's dims are taken from it) or only the region's K_r dims, in the
+region's own dim order (partition.region(name)).
+
+How each is applied, and why:
+- freeze / replace are inpainting: the region's dims are known values, re-imposed at every
+  denoising step at that step's noise level, so the other regions are generated consistently
+  with them, and set exactly at the end (the output equals the reference on those dims).
+- scale multiplies the region's dims of the final output (about 0, i.e. about the training mean
+  expression). It is applied after sampling, never inside the diffusion state, so windowed
+  generation chains windows on the unscaled motion and a scale of s gives exactly s times the
+  unscaled result of the same seed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from disenttalk_fast._torch import torch
+from disenttalk_fast.partition import REGIONS
+from disenttalk_fast.sampling.step import Known
+
+
+def _check_region(name: str, what: str) -> str:
+    if name not in REGIONS:
+        raise ValueError(f"{what}: unknown region {name!r} (choose from {', '.join(REGIONS)})")
+    return name
+
+
+@dataclass
+class RegionControl:
+    lip_scale: float | None = None
+    eye_scale: float | None = None
+    global_scale: float | None = None
+    scale: dict = field(default_factory=dict)     # region -> factor (alternative spelling)
+    freeze: dict = field(default_factory=dict)    # region -> one frame: (N,) / (K_r,) / (B, .)
+    replace: dict = field(default_factory=dict)   # region -> sequence: (L', N|K_r) / (B, L', .)
+
+    def __post_init__(self):
+        scales = {k: v for k, v in (("lip", self.lip_scale), ("eye", self.eye_scale),
+                                    ("global", self.global_scale)) if v is not None}
+        for k, v in dict(self.scale).items():
+            _check_region(k, "RegionControl scale")
+            if k in scales and scales[k] != v:
+                raise ValueError(f"RegionControl: region {k!r} given two different scales")
+            scales[k] = v
+        for k, v in scales.items():
+            if not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"RegionControl: scale of {k!r} must be a finite number, got {v!r}")
+        self.scales = {k: float(v) for k, v in scales.items()}
+        for k in self.freeze:
+            _check_region(k, "RegionControl freeze")
+        for k in self.replace:
+            _check_region(k, "RegionControl replace")
+            if k in self.freeze:
+                raise ValueError(f"RegionControl: region {k!r} is both frozen and replaced")
+        for k in self.scales:
+            if k in self.freeze or k in self.replace:
+                raise ValueError(f"RegionControl: region {k!r} is both scaled and fixed to a "
+                                 "reference; scale the reference instead")
+
+    @property
+    def has_known(self) -> bool:
+        return bool(self.freeze or self.replace)
+
+    # -- known values for inpainting ---------------------------------------------------------
+    def known(self, partition, batch: int, num_frames: int, device,
+              dtype=torch.float32) -> Known | None:
+        """Full-length known values (B, L, N) and a dim mask (1, 1, N) for frozen / replaced
+        regions; None when nothing is fixed."""
+        if not self.has_known:
+            return None
+        n = partition.num_dims
+        values = torch.zeros(batch, num_frames, n, device=device, dtype=dtype)
+        mask = torch.zeros(1, 1, n, dtype=torch.bool, device=device)
+        for kind, refs in (("freeze", self.freeze), ("replace", self.replace)):
+            for region, ref in refs.items():
+                dims = torch.tensor(partition.region(region), device=device)
+                v = self._region_values(kind, region, ref, len(dims), n, batch, num_frames)
+                v = v.to(device=device, dtype=dtype)
+                values[:, :, dims] = v[..., dims] if v.shape[-1] == n else v
+                mask[..., dims] = True
+        return Known(values, mask)
+
+    @staticmethod
+    def _region_values(kind, region, ref, k, n, batch, num_frames) -> torch.Tensor:
+        what = f"RegionControl {kind}[{region!r}]"
+        ref = torch.as_tensor(ref, dtype=torch.float32)
+        if ref.numel() == 0:
+            raise ValueError(f"{what}: reference is empty")
+        if ref.shape[-1] not in (n, k):
+            raise ValueError(f"{what}: last dim must be N={n} (all dims) or K={k} (the region's "
+                             f"dims), got shape {tuple(ref.shape)}")
+        if not torch.isfinite(ref).all():
+            raise ValueError(f"{what}: reference holds NaN or inf")
+        if kind == "freeze":  # one frame, held for every frame
+            if ref.dim() == 1:
+                ref = ref[None]
+            if ref.dim() != 2 or ref.shape[0] not in (1, batch):
+                raise ValueError(f"{what}: expected one frame (dims,) or (batch, dims), got "
+                                 f"shape {tuple(ref.shape)}")
+            return ref[:, None, :].expand(batch, num_frames, ref.shape[-1])
+        if ref.dim() == 2:
+            ref = ref[None]
+        if ref.dim() != 3 or ref.shape[0] not in (1, batch):
+            raise ValueError(f"{what}: expected a sequence (frames, dims) or (batch, frames, "
+                             f"dims), got shape {tuple(ref.shape)}")
+        if ref.shape[1] < num_frames:
+            raise ValueError(f"{what}: reference has {ref.shape[1]} frames, fewer than the "
+                             f"{num_frames} to generate (loop or pad it first)")
+        return ref[:, :num_frames].expand(batch, num_frames, ref.shape[-1])
+
+    # -- output transform --------------------------------------------------------------------
+    def apply_output(self, x: torch.Tensor, partition) -> torch.Tensor:
+        """Scale the scaled regions of the final (B, L, N) output."""
+        if not self.scales:
+            return x
+        x = x.clone()
+        for region, s in self.scales.items():
+            dims = torch.tensor(partition.region(region), device=x.device)
+            x[..., dims] = x[..., dims] * s
+        return x

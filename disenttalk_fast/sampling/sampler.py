@@ -1,0 +1,122 @@
+"""`sample`: generate normalised expression sequences from audio with a trained denoiser.
+
+    from disenttalk_fast.sampling import sample, RegionControl
+    exp = sample(model, audio_features, sampler="ddim", steps=25, guidance=2.0, seed=0,
+                 control=RegionControl(lip_scale=1.2), window=200, overlap=32)   # (B, L, N)
+
+The audio is encoded once (projection and every layer's cross-attention keys/values) into an
+AudioCache, together with the null (unconditional) cache; each denoising step then runs both
+guidance branches as one batch. Noise comes from a private torch.Generator seeded with `seed` on
+the model's device, so the same seed on the same device gives the same motion.
+"""
+
+from __future__ import annotations
+
+from disenttalk_fast._torch import torch
+from disenttalk_fast.diffusion.gaussian import GaussianDiffusion
+from disenttalk_fast.diffusion.guidance import GuidedEps, check_guidance
+from disenttalk_fast.sampling.ddim import ddim_plan
+from disenttalk_fast.sampling.ddpm import ddpm_plan
+from disenttalk_fast.sampling.plan import check_steps
+from disenttalk_fast.sampling.region_control import RegionControl
+from disenttalk_fast.sampling.windowed import check_window, sample_windowed
+
+SAMPLERS = ("ddim", "ddpm")
+
+
+def make_plan(diffusion: GaussianDiffusion, sampler: str, steps: int | None, eta: float):
+    if sampler == "ddim":
+        return ddim_plan(diffusion, diffusion.timesteps if steps is None else steps, eta)
+    if sampler == "ddpm":
+        if steps is not None:
+            check_steps(steps, diffusion.timesteps)
+        return ddpm_plan(diffusion, steps)
+    raise ValueError(f"unknown sampler {sampler!r} (choose from {', '.join(SAMPLERS)})")
+
+
+def _model_device(model) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def _cache_shape(cache) -> tuple[int, int]:
+    return int(cache.batch), int(cache.num_rows) // 2  # 2 audio rows per frame
+
+
+def prepare_audio(model, audio, num_frames: int | None, batch: int | None, device):
+    """-> (cond cache or None, batch, num_frames). audio: features (2L, D) / (B, 2L, D), an
+    AudioCache from model.encode_audio, or None (unconditional: num_frames needed)."""
+    if audio is None:
+        if num_frames is None:
+            raise ValueError("num_frames is required when no audio is given")
+        return None, int(batch or 1), int(num_frames)
+    if not isinstance(audio, torch.Tensor):  # an AudioCache
+        b, n = _cache_shape(audio)
+        if num_frames is not None and num_frames != n:
+            if num_frames > n:
+                raise ValueError(f"num_frames={num_frames} exceeds the {n} frames of the audio cache")
+            audio = audio.window(0, num_frames)
+            n = num_frames
+        return audio, b, n
+    if audio.dim() == 2:
+        audio = audio[None]
+    if audio.dim() != 3:
+        raise ValueError(f"audio features must be (rows, dim) or (batch, rows, dim), got shape "
+                         f"{tuple(audio.shape)}")
+    rows = audio.shape[1]
+    if rows < 2 or audio.shape[0] == 0:
+        raise ValueError(f"audio is empty: {rows} feature rows (need 2 rows per frame, >= 1 frame)")
+    if not torch.isfinite(audio).all():
+        raise ValueError("audio features hold NaN or inf")
+    n = rows // 2 if num_frames is None else int(num_frames)
+    if n < 1 or 2 * n > rows:
+        raise ValueError(f"num_frames={n} needs {2 * n} audio rows, the audio has {rows}")
+    audio = audio[:, : 2 * n].to(device=device, dtype=torch.float32)
+    return model.encode_audio(audio), audio.shape[0], n
+
+
+def sample(model, audio=None, num_frames: int | None = None, *, sampler: str = "ddim",
+           steps: int | None = 25, eta: float = 0.0, guidance: float = 2.0, seed: int = 0,
+           control: RegionControl | None = None, window: int | None = None, overlap: int = 16,
+           batch: int | None = None, diffusion: GaussianDiffusion | None = None,
+           progress=None) -> torch.Tensor:
+    """Generate (B, L, N) normalised expressions. See the module docstring.
+
+    sampler "ddim" (steps S <= T, eta in [0, 1]) or "ddpm" (all T steps; steps must be None or
+    T). guidance: the classifier-free scale s >= 0 (1 = conditional only). window / overlap:
+    frames per window and frames shared with the previous window (None = one window).
+    progress(done, total) after every denoising step.
+    """
+    guidance = check_guidance(guidance)
+    if sampler == "ddpm" and steps == 25:  # the DDIM default: DDPM always runs all T steps
+        steps = None
+    diffusion = diffusion or GaussianDiffusion.from_config(model.config)
+    plan = make_plan(diffusion, sampler, steps, eta)
+    if control is not None and not isinstance(control, RegionControl):
+        raise ValueError(f"control must be a RegionControl, got {type(control).__name__}")
+    device = _model_device(model)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            cond, b, n = prepare_audio(model, audio, num_frames, batch, device)
+            if window is None:
+                window, overlap = max(2, n), 0
+            check_window(window, overlap)
+            null = model.encode_audio(None, num_frames=n, batch=b)
+            if cond is None:
+                cond, guidance = null, 0.0
+            eps_fn = GuidedEps(model, cond, null, guidance)
+            partition = model.partition
+            known = control.known(partition, b, n, device) if control is not None else None
+            generator = torch.Generator(device=device).manual_seed(int(seed))
+            out = sample_windowed(eps_fn, plan.to(device), batch=b, num_frames=n,
+                                  num_dims=partition.num_dims, window=window, overlap=overlap,
+                                  generator=generator, device=device, known=known,
+                                  progress=progress)
+            if control is not None:
+                out = control.apply_output(out, partition)
+    finally:
+        model.train(was_training)
+    return out
