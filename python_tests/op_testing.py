@@ -47,6 +47,19 @@ def backend_cases(include_reference: bool = False):
     return cases
 
 
+def cross_shapes(cases, shapes, interpreter_shapes, shape_id=str):
+    """(backend, device, dtype, shape) params: every case with every shape, except that Triton
+    under the CPU interpreter (slow) gets `interpreter_shapes` instead."""
+    out = []
+    for case in cases:
+        backend, device = case.values[0], case.values[1]
+        use = interpreter_shapes if backend == "triton" and device == "cpu" else shapes
+        for shape in use:
+            out.append(pytest.param(*case.values, shape, marks=case.marks,
+                                    id=f"{case.id}-{shape_id(shape)}"))
+    return out
+
+
 def strided(t: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """A non-contiguous view holding the same values: every other element of a wider tensor."""
     shape = list(t.shape)

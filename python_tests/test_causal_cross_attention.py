@@ -1,0 +1,127 @@
+"""causal_cross_attention: every backend against the reference over edge-case shapes, the
+causality property, opcheck, gradients through the recompute backward, and one-line errors."""
+
+import pytest
+import torch
+
+from disenttalk_fast import backends, ops, reference
+from disenttalk_fast._bridge import OpInputError
+from op_testing import assert_matches_reference, backend_cases, cross_shapes, strided
+
+# (B, L, S, H, D, lookahead): L = 1, odd L, L and S not multiples of the tiles, S smaller than the
+# horizon (S < 2 (L + lookahead)), the model's default H = 8, D = 32 at S = 2L, a head dim 64 and
+# a head dim 16 case, lookahead 0 and 2, batch 1 and 3.
+SHAPES = [
+    (1, 1, 1, 1, 32, 0),
+    (3, 7, 5, 3, 32, 2),
+    (1, 65, 130, 2, 32, 0),
+    (2, 33, 70, 3, 64, 2),
+    (1, 100, 37, 8, 32, 0),
+    (2, 250, 500, 8, 32, 0),
+    (2, 70, 139, 4, 16, 2),
+    (1, 9, 30, 2, 128, 1),
+]
+TINY = [  # for the Triton interpreter
+    (1, 1, 1, 1, 16, 0),
+    (3, 7, 5, 3, 32, 2),
+    (2, 20, 41, 2, 32, 0),
+    (1, 9, 30, 1, 64, 2),
+]
+
+
+def shape_id(shape):
+    return "B{}-L{}-S{}-H{}-D{}-la{}".format(*shape)
+
+
+def make(shape, dtype=torch.float32, device="cpu", seed=0):
+    g = torch.Generator().manual_seed(seed)
+    B, L, S, H, D, _ = shape
+    q = torch.randn(B, L, H, D, generator=g)
+    k = torch.randn(B, S, H, D, generator=g)
+    v = torch.randn(B, S, H, D, generator=g)
+    return tuple(t.to(device=device, dtype=dtype) for t in (q, k, v))
+
+
+@pytest.mark.parametrize("backend,device,dtype,shape",
+                         cross_shapes(backend_cases(), SHAPES, TINY, shape_id))
+def test_matches_reference(backend, device, dtype, shape):
+    q, k, v = make(shape, dtype, device)
+    lookahead = shape[-1]
+    out = ops.causal_cross_attention(q, k, v, lookahead, backend=backend)
+    assert out.dtype == dtype and out.device.type == device and out.shape == q.shape
+    assert_matches_reference(out, reference.causal_cross_attention, (q, k, v, lookahead))
+
+
+@pytest.mark.parametrize("backend,device,dtype", backend_cases())
+def test_non_contiguous_inputs(backend, device, dtype):
+    q, k, v = make((2, 9, 21, 2, 32, 1), dtype, device)
+    # Typical model layout: heads split out of a wider projection, plus a strided time axis.
+    qs, ks, vs = strided(q, dim=1), strided(k, dim=2), strided(v, dim=3)
+    out = ops.causal_cross_attention(qs, ks, vs, 1, backend=backend)
+    assert_matches_reference(out, reference.causal_cross_attention, (q, k, v, 1))
+
+
+@pytest.mark.parametrize("backend,device,dtype", backend_cases(include_reference=True))
+@pytest.mark.parametrize("lookahead", [0, 2])
+def test_frames_never_see_rows_past_their_horizon(backend, device, dtype, lookahead):
+    # Changing audio rows r >= r0 must leave frames with horizon 2 (j + 1 + lookahead) <= r0
+    # bit-for-bit unchanged and change the frames that can see row r0.
+    B, L, S, H, D = 2, 13, 26, 2, 32
+    q, k, v = make((B, L, S, H, D, lookahead), dtype, device)
+    out = ops.causal_cross_attention(q, k, v, lookahead, backend=backend)
+    r0 = 11
+    k2, v2 = k.clone(), v.clone()
+    k2[:, r0:] = torch.randn_like(k2[:, r0:])
+    v2[:, r0:] += 3.0
+    out2 = ops.causal_cross_attention(q, k2, v2, lookahead, backend=backend)
+    blind = [j for j in range(L) if 2 * (j + 1 + lookahead) <= r0]
+    sees = [j for j in range(L) if 2 * (j + 1 + lookahead) > r0]
+    assert blind and sees
+    assert torch.equal(out2[:, blind], out[:, blind])
+    assert (out2[:, sees] - out[:, sees]).abs().amax(dim=(0, 2, 3)).min() > 1e-3
+
+
+@pytest.mark.parametrize("backend,device,dtype", backend_cases())
+def test_gradients_match_reference(backend, device, dtype):
+    if dtype != torch.float32:
+        pytest.skip("gradients are compared in fp32")
+    leaves = [t.requires_grad_() for t in make((2, 5, 9, 2, 32, 1), dtype, device)]
+    ops.causal_cross_attention(*leaves, 1, backend=backend).square().sum().backward()
+    got = [t.grad.clone() for t in leaves]
+    ref = [t.detach().clone().requires_grad_() for t in leaves]
+    reference.causal_cross_attention(*ref, 1).square().sum().backward()
+    for a, e in zip(got, ref):
+        torch.testing.assert_close(a, e.grad, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("op_name", ["causal_cross_attention", "causal_cross_attention_triton"])
+def test_opcheck(op_name):
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if op_name.endswith("triton") and not backends.triton_available():
+        pytest.skip("triton not installed")
+    op = getattr(torch.ops.disenttalk_fast, op_name).default
+    q, k, v = make((2, 3, 5, 2, 16, 0), torch.float32, device)
+    torch.library.opcheck(op, (q.requires_grad_(), k, v.requires_grad_(), 1))
+
+
+def test_torch_compile_fullgraph():
+    q, k, v = make((2, 6, 11, 2, 32, 0))
+    fn = torch.compile(lambda *a: ops.causal_cross_attention(*a, 1, backend="cpu"),
+                       fullgraph=True, backend="eager")
+    torch.testing.assert_close(fn(q, k, v), reference.causal_cross_attention(q, k, v, 1),
+                               rtol=3e-4, atol=1e-4)
+
+
+def test_bad_inputs_give_one_line_errors():
+    q, k, v = make((2, 4, 8, 2, 32, 0))
+    with pytest.raises(OpInputError, match=r"causal_cross_attention: k has shape \(2, 8, 3, 32\)"):
+        ops.causal_cross_attention(q, k.repeat(1, 1, 3, 1)[:, :, :3], v)
+    with pytest.raises(OpInputError, match="lookahead must be >= 0, got -1"):
+        ops.causal_cross_attention(q, k, v, -1)
+    with pytest.raises(OpInputError, match="need at least one audio row"):
+        ops.causal_cross_attention(q, k[:, :0], v[:, :0])
+    with pytest.raises(OpInputError, match="backend 'cpu' supports head dim 16, 32, 64, 128; "
+                                           "got 24"):
+        ops.causal_cross_attention(q[..., :24], k[..., :24], v[..., :24], backend="cpu")
+    with pytest.raises(OpInputError, match="backend 'cpu' supports float32"):
+        ops.causal_cross_attention(q.half(), k.half(), v.half(), backend="cpu")
