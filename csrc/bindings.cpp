@@ -32,7 +32,27 @@ void register_film(py::module_& m) {
                              dt::ptr<const float>(b), dt::ptr<const float>(res),
                              dt::ptr<float>(out), B, L, C, threads);
       });
+  m.def("film_norm_forward_cpu",
+        [](addr x, addr g, addr b, addr res, addr nw, addr nb, float eps,
+           std::vector<int64_t> groups, addr out, addr normed, int64_t B, int64_t L, int64_t C,
+           int threads) {
+          py::gil_scoped_release nogil;
+          dt::film_norm_forward_cpu(dt::ptr<const float>(x), dt::ptr<const float>(g),
+                                    dt::ptr<const float>(b), dt::ptr<const float>(res),
+                                    dt::ptr<const float>(nw), dt::ptr<const float>(nb), eps,
+                                    groups.data(), static_cast<int>(groups.size()),
+                                    dt::ptr<float>(out), dt::ptr<float>(normed), B, L, C,
+                                    threads);
+        });
 #ifdef DT_WITH_CUDA
+  m.def("film_norm_forward_cuda",
+        [](addr x, addr g, addr b, addr res, addr nw, addr nb, float eps,
+           std::vector<int64_t> groups, addr out, addr normed, int64_t B, int64_t L, int64_t C,
+           int dtype, addr stream) {
+          dt::film_norm_forward_cuda(x, g, b, res, nw, nb, eps, groups.data(),
+                                     static_cast<int>(groups.size()), out, normed, B, L, C,
+                                     static_cast<dt::DType>(dtype), stream);
+        });
   m.def("film_forward_cuda", [](addr x, addr g, addr b, addr res, addr out, int64_t B, int64_t L,
                                 int64_t C, int dtype, addr stream) {
     dt::film_forward_cuda(x, g, b, res, out, B, L, C, static_cast<dt::DType>(dtype), stream);

@@ -158,7 +158,8 @@ def test_torch_compile_fullgraph():
 
 def test_bad_inputs_give_one_line_errors():
     x, dw_w, dw_b, pw_w, pw_b = make_mdd((2, 4, 3, 5), torch.float32, "cpu")
-    with pytest.raises(OpInputError, match=r"dw_weight has shape \(2, 3, 3\), expected \(3, 3, 3\)"):
+    with pytest.raises(OpInputError,
+                       match=r"dw_weight has shape \(2, 3, 3\), expected \(3, 3, 3\)"):
         ops.multi_dilation_dwconv(x, dw_w[:2], dw_b, pw_w, pw_b)
     with pytest.raises(OpInputError, match="backend 'cpu' supports float32"):
         ops.multi_dilation_dwconv(*(t.half() for t in (x, dw_w, dw_b, pw_w, pw_b)),

@@ -96,3 +96,81 @@ def test_bad_inputs_give_one_line_errors():
     if not torch.cuda.is_available():
         with pytest.raises(backends.BackendError, match="backend 'cuda' needs CUDA tensors"):
             ops.film(x, g, b, backend="cuda")
+
+
+# --- film_norm: FiLM + residual + the next block's (region-grouped) LayerNorm ---------------
+
+NORM_CASES = [((1, 1, 1), None), ((1, 1, 256), None), ((3, 7, 5), [2, 3]),
+              ((1, 129, 96), [40, 24, 32]), ((3, 151, 257), None), ((2, 250, 256), [96, 64, 96])]
+TRITON_NORM_CASES = NORM_CASES[:4]
+
+
+def make_norm(shape, dtype, device, residual=True, seed=0):
+    g = torch.Generator().manual_seed(seed + 1)
+    C = shape[-1]
+    nw = (1 + 0.3 * torch.randn(C, generator=g)).to(device=device, dtype=dtype)
+    nb = (0.3 * torch.randn(C, generator=g)).to(device=device, dtype=dtype)
+    return (*make(shape, dtype, device, residual, seed), nw, nb)
+
+
+@pytest.mark.parametrize("backend,device,dtype", backend_cases())
+@pytest.mark.parametrize("index", range(len(NORM_CASES)))
+@pytest.mark.parametrize("residual", [True, False], ids=["res", "nores"])
+def test_film_norm_matches_reference(backend, device, dtype, index, residual):
+    cases = TRITON_NORM_CASES if backend == "triton" and device == "cpu" else NORM_CASES
+    if index >= len(cases):
+        pytest.skip("fewer shapes on the Triton interpreter")
+    shape, groups = cases[index]
+    inputs = make_norm(shape, dtype, device, residual)
+    out, normed = ops.film_norm(*inputs, 1e-5, groups, backend=backend)
+    assert out.dtype == normed.dtype == dtype and normed.shape == shape
+    assert_matches_reference((out, normed),
+                             lambda *a: reference.film_norm(*a, 1e-5, groups), inputs)
+
+
+@pytest.mark.parametrize("backend,device,dtype", backend_cases())
+def test_film_norm_non_contiguous(backend, device, dtype):
+    x, g, b, r, nw, nb = make_norm((3, 9, 33), dtype, device)
+    out = ops.film_norm(strided(x, dim=1), g, b, strided(r, dim=2), strided(nw, dim=0), nb,
+                        1e-5, [11, 22], backend=backend)
+    assert_matches_reference(out, lambda *a: reference.film_norm(*a, 1e-5, [11, 22]),
+                             (x, g, b, r, nw, nb))
+
+
+@pytest.mark.parametrize("backend,device,dtype", backend_cases())
+@pytest.mark.parametrize("groups", [None, [2, 4]], ids=["ln", "groups"])
+def test_film_norm_gradients_match_reference(backend, device, dtype, groups):
+    if dtype != torch.float32:
+        pytest.skip("gradients are compared in fp32")
+    inputs = [t.requires_grad_() for t in make_norm((2, 5, 6), dtype, device)]
+    out, normed = ops.film_norm(*inputs, 1e-5, groups, backend=backend)
+    (out.square().sum() + (normed * torch.arange(6.0, device=device)).square().sum()).backward()
+    ref_inputs = [t.detach().clone().requires_grad_() for t in inputs]
+    r_out, r_normed = reference.film_norm(*ref_inputs, 1e-5, groups)
+    (r_out.square().sum() + (r_normed * torch.arange(6.0)).square().sum()).backward()
+    for a, e in zip(inputs, ref_inputs):
+        torch.testing.assert_close(a.grad, e.grad, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("op_name", ["film_norm", "film_norm_triton"])
+def test_film_norm_opcheck(op_name):
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if op_name == "film_norm_triton" and not backends.triton_available():
+        pytest.skip("triton not installed")
+    op = getattr(torch.ops.disenttalk_fast, op_name).default
+    for residual, groups in ((True, [3, 5]), (False, [8])):
+        args = make_norm((2, 3, 8), torch.float32, device, residual)
+        args = tuple(t.requires_grad_() if t is not None else None for t in args)
+        torch.library.opcheck(op, (*args, 1e-5, groups))
+
+
+def test_film_norm_bad_groups():
+    x, g, b, r, nw, nb = make_norm((2, 4, 6), torch.float32, "cpu")
+    with pytest.raises(OpInputError, match=r"film_norm: groups must be positive widths summing "
+                                           r"to C=6, got \(2, 3\)"):
+        ops.film_norm(x, g, b, r, nw, nb, 1e-5, [2, 3])
+    with pytest.raises(OpInputError, match=r"film_norm: norm_weight has shape \(5,\)"):
+        ops.film_norm(x, g, b, r, nw[:5], nb)
+    with pytest.raises(OpInputError, match="at most 8 groups"):
+        ops.film_norm(x.repeat(1, 1, 2), g.repeat(1, 2), b.repeat(1, 2), None, nw.repeat(2),
+                      nb.repeat(2), 1e-5, [1] * 12, backend="cpu")

@@ -3,8 +3,8 @@
 
 from disenttalk_fast.ops.causal_cross_attention import causal_cross_attention
 from disenttalk_fast.ops.dwconv import local_dwconv, multi_dilation_dwconv
-from disenttalk_fast.ops.film import film
+from disenttalk_fast.ops.film import film, film_norm
 from disenttalk_fast.ops.region_attention import region_attention
 
-__all__ = ["causal_cross_attention", "film", "local_dwconv", "multi_dilation_dwconv",
+__all__ = ["causal_cross_attention", "film", "film_norm", "local_dwconv", "multi_dilation_dwconv",
            "region_attention"]
