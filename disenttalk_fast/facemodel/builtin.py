@@ -560,9 +560,17 @@ def _expression_basis(shapes_flat, filler, rng):
     n = 4000
     coeffs = np.concatenate([_sample_captured_weights(rng, n),
                              rng.normal(size=(n, filler.shape[1]))], axis=1)
-    Q, Rg = np.linalg.qr(G)                                       # G = Q Rg
-    _, _, Vt = np.linalg.svd(coeffs @ Rg.T, full_matrices=False)  # data = U S (Q Vt.T).T
-    E = Q @ Vt.T
+    # Q R factorisation through the small Gram matrix (G is tall: 3V x 64), then the principal
+    # directions of the data from the eigenvectors of its 64 x 64 second-moment matrix.
+    Rg = np.eye(G.shape[1])
+    Q = G
+    for _ in range(2):                                            # CholeskyQR2: G = Q Rg
+        R = np.linalg.cholesky(Q.T @ Q).T
+        Q = np.linalg.solve(R.T, Q.T).T
+        Rg = R @ Rg
+    data = coeffs @ Rg.T                                          # data = data_coeffs @ Q.T
+    evals, evecs = np.linalg.eigh(data.T @ data)
+    E = Q @ evecs[:, np.argsort(evals)[::-1]]
     # Deterministic signs: the largest-magnitude entry of each column is positive.
     flip = np.sign(E[np.argmax(np.abs(E), axis=0), np.arange(E.shape[1])])
     return E * flip[None, :]
