@@ -15,6 +15,7 @@ COMMANDS = {
     "synth-corpus": "synth_corpus",
     "prepare": "prepare",
     "bench": "bench",
+    "render": "render",
 }
 
 
