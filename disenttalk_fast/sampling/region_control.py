@@ -9,9 +9,10 @@ may hold all N dims (the region's dims are taken from it) or only the region's K
 region's own dim order (partition.region(name)).
 
 How each is applied, and why:
-- freeze / replace are inpainting: the region's dims are known values, re-imposed at every
-  denoising step at that step's noise level, so the other regions are generated consistently
-  with them, and set exactly at the end (the output equals the reference on those dims).
+- freeze / replace are inpainting: the region's dims are known values, imposed on the clean
+  motion estimate of every denoising step (`sampling.step`), so the other regions are generated
+  consistently with them, and they hold exactly at the end (the output equals the reference on
+  those dims).
 - scale multiplies the region's dims of the final output (about 0, i.e. about the training mean
   expression). It is applied after sampling, never inside the diffusion state, so windowed
   generation chains windows on the unscaled motion and a scale of s gives exactly s times the

@@ -3,8 +3,8 @@
 The sequence is covered by windows of exactly `window` frames; consecutive windows share at
 least `overlap` frames (the last window is moved back to end at the last frame, so it may share
 more). Each window is sampled with its first shared frames held fixed to what the previous
-window produced (inpainting: re-imposed at each step's noise level, see `step.Known`), so the new
-frames continue the old motion instead of starting afresh. The denoiser only ever sees one window
+window produced (inpainting: imposed on every step's clean-motion estimate, see
+`sampling.step`), so the new frames continue the old motion instead of starting afresh. The denoiser only ever sees one window
 (batch 2B with guidance), and the audio cache, computed once for the whole input, is only sliced
 (`AudioCache.window`), so memory per step does not grow with the input length; the output itself
 is (B, L, N) floats (10 minutes at 25 fps and N = 64 is 3.8 MB).

@@ -1,0 +1,198 @@
+"""Samplers: determinism per seed, correctness on an exact denoiser, windowed long sequences
+(no seam, bounded memory), region control and the one-line errors."""
+
+import math
+
+import pytest
+import torch
+
+from diffusion_testing import GaussianProcessDenoiser, tiny_config, tiny_model
+from disenttalk_fast.diffusion import GaussianDiffusion
+from disenttalk_fast.sampling.ddim import ddim_plan, ddim_timesteps
+from disenttalk_fast.sampling.ddpm import ddpm_plan
+from disenttalk_fast.sampling.region_control import RegionControl
+from disenttalk_fast.sampling.sampler import sample
+from disenttalk_fast.sampling.step import DenoiseStep
+from disenttalk_fast.sampling.windowed import window_starts
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def model():
+    m = tiny_model(seed=3)
+    with torch.no_grad():  # an untrained model predicts eps = 0; give it a non-trivial head
+        m.out_proj.weight.normal_(0, 0.2, generator=torch.Generator().manual_seed(0))
+    return m
+
+
+AUDIO = torch.randn(2, 30, 6, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.mark.parametrize("sampler,steps", [("ddim", 8), ("ddpm", None)])
+def test_sampling_is_deterministic_per_seed(model, sampler, steps):
+    a = sample(model, AUDIO, sampler=sampler, steps=steps, guidance=2.0, seed=7)
+    torch.randn(100)  # the global RNG plays no part
+    b = sample(model, AUDIO, sampler=sampler, steps=steps, guidance=2.0, seed=7)
+    c = sample(model, AUDIO, sampler=sampler, steps=steps, guidance=2.0, seed=8)
+    assert a.shape == (2, 15, 12) and a.dtype == torch.float32 and torch.isfinite(a).all()
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, c)
+    assert model.training  # mode restored
+
+
+def test_plans():
+    d = GaussianDiffusion(400, "linear")
+    assert ddim_timesteps(400, 25)[[0, -1]].tolist() == [399, 0]
+    assert ddim_timesteps(400, 400).tolist() == list(range(399, -1, -1))
+    assert len(set(ddim_timesteps(400, 397).tolist())) == 397
+    p = ddpm_plan(d)
+    assert p.num_steps == 400 and p.sigma[-1] == 0 and p.abar_next[-1] == 1
+    q = ddim_plan(d, 10, eta=0.0)
+    assert q.num_steps == 10 and torch.all(q.sigma == 0) and q.abar_next[-1] == 1
+    # DDIM with every step and eta = 1 is the ancestral sampler
+    r = ddim_plan(d, 400, eta=1.0)
+    assert torch.allclose(r.sigma, p.sigma, atol=1e-5)
+
+
+@pytest.mark.parametrize("sampler,steps,eta", [("ddpm", None, 0.0), ("ddim", 50, 0.0),
+                                               ("ddim", 50, 0.5)])
+def test_samplers_draw_from_the_prior_of_an_exact_denoiser(sampler, steps, eta):
+    """With the exact eps of a Gaussian-process prior the samples must have the prior's variance
+    (1) and lag-1 autocorrelation (exp(-1 / 2 l^2)): checks every sampler coefficient. (The
+    variance comes out a little low — about 0.9 at T = 100 — because the ancestral step uses
+    the posterior variance beta~_t, a known lower bound; a wrong coefficient is far off.)"""
+    m = GaussianProcessDenoiser(tiny_config(timesteps=100), length_scale=4.0)
+    x = sample(m, None, 48, batch=16, sampler=sampler, steps=steps, eta=eta, seed=0)
+    var = x.var().item()
+    lag1 = (x[:, 1:] * x[:, :-1]).mean().item() / var
+    assert 0.8 < var < 1.1, var
+    assert abs(lag1 - math.exp(-1 / 32)) < 0.012, lag1
+
+
+def test_windowed_sampling_has_no_seam_and_bounded_memory():
+    """2000 frames in windows of 64 (overlap 16) on the exact GP denoiser: the frame-to-frame
+    change where a window's new frames meet the previous window's held frames is no larger
+    than the change inside windows, and the denoiser never sees more than one window."""
+    m = GaussianProcessDenoiser(tiny_config(timesteps=100), length_scale=6.0)
+    L, W, OV = 2000, 64, 16
+    x = sample(m, None, L, batch=2, sampler="ddim", steps=50, window=W, overlap=OV, seed=0)
+    assert x.shape == (2, L, 12) and torch.isfinite(x).all()
+    assert m.max_frames_seen == W and m.max_batch_seen <= 2 * 2
+    d = (x[:, 1:] - x[:, :-1]).abs()            # d[:, j] = |x[j+1] - x[j]|
+    starts = window_starts(L, W, OV)
+    ends = [min(s + W, L) for s in starts]
+    seams = torch.tensor(ends[:-1]) - 1      # last held frame -> first new frame
+    inside = torch.ones(L - 1, dtype=torch.bool)
+    inside[seams] = False
+    print(f"|delta| at seams: mean {d[:, seams].mean():.3f} max {d[:, seams].max():.3f}; "
+          f"inside: mean {d[:, inside].mean():.3f} max {d[:, inside].max():.3f}")
+    assert d[:, seams].mean() <= 1.15 * d[:, inside].mean()
+    assert d[:, seams].max() <= d[:, inside].max()
+    assert abs(x.var().item() - 1) < 0.2
+
+
+def test_windows_cover_the_sequence_with_equal_shapes():
+    assert window_starts(10, 64, 16) == [0]
+    assert window_starts(100, 40, 10) == [0, 30, 60]
+    assert window_starts(101, 40, 10) == [0, 30, 60, 61]
+    for L in (64, 65, 200, 2000):
+        s = window_starts(L, 64, 16)
+        assert s[0] == 0 and s[-1] + 64 == L and all(b - a <= 48 for a, b in zip(s, s[1:]))
+
+
+def test_windowed_real_model_runs_and_holds_the_overlap(model):
+    calls = []
+    x = sample(model, AUDIO[:1], sampler="ddim", steps=4, window=6, overlap=2, seed=0,
+               progress=lambda done, total: calls.append((done, total)))
+    assert x.shape == (1, 15, 12) and torch.isfinite(x).all()
+    assert calls[-1] == (16, 16) and len(calls) == 16     # 4 windows x 4 steps
+    whole = sample(model, AUDIO[:1], sampler="ddim", steps=4, window=15, overlap=2, seed=0)
+    assert torch.equal(whole, sample(model, AUDIO[:1], sampler="ddim", steps=4, seed=0))
+
+
+def test_step_is_pure(model):
+    d = GaussianDiffusion.from_config(model.config)
+    cache = model.encode_audio(AUDIO)
+    step = DenoiseStep(lambda z, t: model(z, t, cache), ddim_plan(d, 5))
+    z, noise = torch.randn(2, 15, 12), torch.randn(2, 15, 12)
+    z0 = z.clone()
+    with torch.no_grad():
+        a, b = step(z, 2, noise), step(z, 2, noise)
+    assert torch.equal(a, b) and torch.equal(z, z0)
+
+
+def test_region_control(model):
+    p = model.partition
+    ref_frame = torch.randn(12)
+    ref_seq = torch.randn(20, 12)
+    base = sample(model, AUDIO, steps=6, seed=3)
+    out = sample(model, AUDIO, steps=6, seed=3, control=RegionControl(
+        freeze={"global": ref_frame}, replace={"eye": ref_seq}))
+    g, e, lip = list(p.region("global")), list(p.region("eye")), list(p.region("lip"))
+    assert torch.equal(out[..., g], ref_frame[g].expand(2, 15, -1))
+    assert torch.equal(out[..., e], ref_seq[:15, e].expand(2, -1, -1))
+    assert not torch.allclose(out[..., lip], base[..., lip])   # the lips adapt to the rest
+    # a region-only reference (K_r dims) works the same
+    out2 = sample(model, AUDIO, steps=6, seed=3, control=RegionControl(
+        freeze={"global": ref_frame[g]}, replace={"eye": ref_seq[:, e]}))
+    assert torch.equal(out, out2)
+    scaled = sample(model, AUDIO, steps=6, seed=3, control=RegionControl(lip_scale=1.3))
+    assert torch.allclose(scaled[..., lip], 1.3 * base[..., lip])
+    assert torch.equal(scaled[..., g + e], base[..., g + e])
+    # windowed generation applies the control to every window
+    w = sample(model, AUDIO, steps=4, seed=3, window=6, overlap=2,
+               control=RegionControl(replace={"eye": ref_seq}))
+    assert torch.equal(w[..., e], ref_seq[:15, e].expand(2, -1, -1))
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(scale={"nose": 2.0}), "unknown region 'nose'"),
+    (dict(freeze={"eye": torch.zeros(12)}, replace={"eye": torch.zeros(20, 12)}),
+     "both frozen and replaced"),
+    (dict(lip_scale=2.0, freeze={"lip": torch.zeros(12)}), "both scaled and fixed"),
+    (dict(lip_scale=float("inf")), "finite number"),
+])
+def test_region_control_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        RegionControl(**kwargs)
+
+
+def test_region_control_reference_errors(model):
+    with pytest.raises(ValueError, match="reference has 5 frames, fewer than the 15"):
+        sample(model, AUDIO, steps=2, control=RegionControl(replace={"eye": torch.zeros(5, 12)}))
+    with pytest.raises(ValueError, match="last dim must be N=12"):
+        sample(model, AUDIO, steps=2, control=RegionControl(freeze={"eye": torch.zeros(7)}))
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(steps=51), "steps=51 exceeds the model's T=50"),
+    (dict(steps=0), "steps must be >= 1"),
+    (dict(sampler="ddpm", steps=10), "ddpm runs all T=50 steps"),
+    (dict(sampler="euler"), "unknown sampler 'euler'"),
+    (dict(guidance=-1.0), "guidance scale must be finite and >= 0"),
+    (dict(eta=2.0), "eta must be in"),
+    (dict(window=8, overlap=8), "overlap must be an integer in"),
+    (dict(num_frames=16), "num_frames=16 needs 32 audio rows"),
+])
+def test_bad_arguments_give_one_line_errors(model, kwargs, message):
+    with pytest.raises(ValueError, match=message) as info:
+        sample(model, AUDIO, **kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_empty_or_broken_audio(model):
+    with pytest.raises(ValueError, match="audio is empty"):
+        sample(model, torch.zeros(0, 6))
+    with pytest.raises(ValueError, match="audio is empty"):
+        sample(model, torch.zeros(1, 1, 6))
+    with pytest.raises(ValueError, match="NaN or inf"):
+        sample(model, torch.full((1, 10, 6), float("nan")))
+    with pytest.raises(ValueError, match="num_frames is required"):
+        sample(model, None)
