@@ -213,3 +213,20 @@ def test_bad_inputs_give_one_line_errors():
         with pytest.raises((ValueError, RuntimeError)) as info:
             fn()
         assert match in str(info.value) and "\n" not in str(info.value)
+
+
+def test_autocast_mixed_precision_forward_and_backward():
+    """Under autocast nn.Linear emits bf16 while parameters stay fp32: the blocks cast what they
+    hand to the ops so every op sees one dtype."""
+    model = tiny_model().train()
+    z, t, audio = inputs(model, 2, 7)
+    cache_fp32 = model.encode_audio(audio)           # computed outside autocast
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        eps = model(z, t, audio, null_mask=torch.tensor([False, True]))
+        eps_cached = model(z, t, cache_fp32)
+    assert eps.dtype == torch.bfloat16 and torch.isfinite(eps).all()
+    eps.float().square().mean().backward()
+    assert model.blocks[0].tconv.dw_weight.grad is not None
+    with torch.no_grad():
+        ref = model(z, t, cache_fp32)
+    torch.testing.assert_close(eps_cached.float(), ref, rtol=0.05, atol=0.05)

@@ -26,6 +26,12 @@ from disenttalk_fast import ops
 from disenttalk_fast._torch import torch
 
 
+def _like(x: torch.Tensor):
+    """Cast to x's dtype: the ops take one dtype, and under autocast the activations (bf16 / fp16
+    from nn.Linear) and the fp32 parameters differ. A no-op (no copy) when they already match."""
+    return lambda t: t.to(x.dtype)
+
+
 class RegionLayerNorm(nn.Module):
     """LayerNorm applied to each region's channel group separately (one affine over all d).
 
@@ -65,8 +71,9 @@ class MultiDilationConv(nn.Module):
         self.pw = nn.Linear(n * dim, dim)
 
     def forward(self, x: torch.Tensor, backend: str) -> torch.Tensor:
-        return ops.multi_dilation_dwconv(x, self.dw_weight, self.dw_bias, self.pw.weight,
-                                         self.pw.bias, self.dilations, backend=backend)
+        c = _like(x)
+        return ops.multi_dilation_dwconv(x, c(self.dw_weight), c(self.dw_bias), c(self.pw.weight),
+                                         c(self.pw.bias), self.dilations, backend=backend)
 
 
 class LocalConv(nn.Module):
@@ -79,7 +86,8 @@ class LocalConv(nn.Module):
         self.bias = nn.Parameter(torch.empty(dim).uniform_(-bound, bound))
 
     def forward(self, x: torch.Tensor, backend: str) -> torch.Tensor:
-        return ops.local_dwconv(x, self.weight, self.bias, backend=backend)
+        c = _like(x)
+        return ops.local_dwconv(x, c(self.weight), c(self.bias), backend=backend)
 
 
 class DenoiserBlock(nn.Module):
@@ -110,8 +118,9 @@ class DenoiserBlock(nn.Module):
     def region_attend(self, h: torch.Tensor, backend: str) -> torch.Tensor:
         """Pre-norm + region-grouped self-attention, before the fusion W_f: (B, L, d) with each
         region's heads in that region's channel group."""
-        qkv = list(self.attn_qkv.values())
-        return ops.region_attention(self.norm(h), [m.weight for m in qkv], [m.bias for m in qkv],
+        x = self.norm(h)
+        c, qkv = _like(x), list(self.attn_qkv.values())
+        return ops.region_attention(x, [c(m.weight) for m in qkv], [c(m.bias) for m in qkv],
                                     self.head_dim, self.rope_base, backend=backend)
 
     def audio_kv(self, audio_hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -130,8 +139,10 @@ class DenoiserBlock(nn.Module):
             s = self.tconv(s, backend)
         f_conv = self.local_conv(s, backend)
         q = self.cross_q(s).view(B, L, self.n_heads, self.head_dim)
-        f_attn = ops.causal_cross_attention(q, audio_k, audio_v, self.lookahead,
+        c = _like(q)
+        f_attn = ops.causal_cross_attention(q, c(audio_k), c(audio_v), self.lookahead,
                                             backend=backend).reshape(B, L, d)
-        final = self.out_fuse(torch.cat([f_conv, f_attn], dim=-1))
+        final = self.out_fuse(torch.cat([f_conv, f_attn.to(f_conv.dtype)], dim=-1))
+        c = _like(final)
         gamma, beta = self.film(temb).chunk(2, dim=-1)
-        return ops.film(final, gamma, beta, residual=h, backend=backend)
+        return ops.film(final, c(gamma), c(beta), residual=c(h), backend=backend)
