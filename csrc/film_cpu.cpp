@@ -3,8 +3,49 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 namespace dt {
+namespace {
+
+// 8 lanes of partial sums: the reductions vectorise without -ffast-math (which would let the
+// compiler reassociate every float expression in the file).
+typedef float v8 __attribute__((vector_size(32)));
+
+float hsum(v8 v) {
+  float s = 0.f;
+  for (int i = 0; i < 8; ++i) s += v[i];
+  return s;
+}
+
+float sum_of(const float* p, int64_t n) {
+  v8 acc = {};
+  int64_t c = 0;
+  for (; c + 8 <= n; c += 8) {
+    v8 v;
+    std::memcpy(&v, p + c, sizeof(v));
+    acc += v;
+  }
+  float s = hsum(acc);
+  for (; c < n; ++c) s += p[c];
+  return s;
+}
+
+float centred_sq_sum(const float* p, int64_t n, float mean) {
+  v8 acc = {};
+  int64_t c = 0;
+  for (; c + 8 <= n; c += 8) {
+    v8 v;
+    std::memcpy(&v, p + c, sizeof(v));
+    v -= mean;
+    acc += v * v;
+  }
+  float s = hsum(acc);
+  for (; c < n; ++c) s += (p[c] - mean) * (p[c] - mean);
+  return s;
+}
+
+}  // namespace
 
 void film_forward_cpu(const float* x, const float* gamma, const float* beta, const float* residual,
                       float* out, int64_t B, int64_t L, int64_t C, int num_threads) {
@@ -57,11 +98,8 @@ void film_norm_forward_cpu(const float* x, const float* gamma, const float* beta
       for (int gi = 0; gi < n_groups; ++gi) {
         const int64_t w = group_widths[gi];
         const float* og = o + start;
-        float sum = 0.f;
-        for (int64_t c = 0; c < w; ++c) sum += og[c];
-        const float mean = sum / static_cast<float>(w);
-        float sq = 0.f;
-        for (int64_t c = 0; c < w; ++c) sq += (og[c] - mean) * (og[c] - mean);
+        const float mean = sum_of(og, w) / static_cast<float>(w);
+        const float sq = centred_sq_sum(og, w, mean);
         const float rstd = 1.f / std::sqrt(sq / static_cast<float>(w) + eps);
         for (int64_t c = start; c < start + w; ++c)
           nrm[c] = (o[c] - mean) * rstd * norm_weight[c] + norm_bias[c];
