@@ -77,6 +77,7 @@ class SyncExpert(nn.Module):
         self.eval()
         for p in self.parameters():
             p.requires_grad_(False)
+            p.grad = None
         return self
 
     # -- files ---------------------------------------------------------------------------------
