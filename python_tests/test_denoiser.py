@@ -230,3 +230,20 @@ def test_autocast_mixed_precision_forward_and_backward():
     with torch.no_grad():
         ref = model(z, t, cache_fp32)
     torch.testing.assert_close(eps_cached.float(), ref, rtol=0.05, atol=0.05)
+
+
+@pytest.mark.parametrize("audio_layers,audio_kernel", [(1, 3), (2, 5), (0, 3)])
+def test_window_encoding_equals_full_encoding(audio_layers, audio_kernel):
+    model = tiny_model(audio_layers=audio_layers, audio_kernel=audio_kernel)
+    assert model.audio_receptive_field == audio_layers * (audio_kernel - 1)
+    _, _, audio = inputs(model, 2, 12)
+    mask = torch.tensor([False, True])
+    with torch.no_grad():
+        full = model.encode_audio(audio, mask)
+        for start, end in [(0, 4), (1, 5), (5, 12), (9, 20)]:
+            win = model.encode_audio_window(audio, start, end, mask)
+            ref = full.window(start, end)
+            for a, b in zip(win.keys + win.values, ref.keys + ref.values):
+                torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="starts at row 24"):
+        model.encode_audio_window(audio, 12, 14)

@@ -120,6 +120,28 @@ class DisentTalkDenoiser(nn.Module):
         keys, values = zip(*(block.audio_kv(hidden) for block in self.blocks))
         return AudioCache(keys, values)
 
+    def encode_audio_window(self, audio: torch.Tensor, start_frame: int, end_frame: int,
+                            null_mask: torch.Tensor | None = None) -> AudioCache:
+        """`encode_audio(audio, null_mask).window(start_frame, end_frame)` computed from only the
+        rows that window needs (its own plus `audio_receptive_field` rows of left context), so a
+        long input or a stream can be encoded window by window in bounded memory. Equal to the
+        full encoding (the audio encoder is causal)."""
+        self._check_features(audio)
+        if not 0 <= start_frame < end_frame:
+            raise ValueError(f"encode_audio_window: need 0 <= start_frame < end_frame, got "
+                             f"[{start_frame}, {end_frame})")
+        lo = ROWS_PER_FRAME * start_frame
+        if lo >= audio.shape[1]:
+            raise ValueError(f"encode_audio_window: frame {start_frame} starts at row {lo} but "
+                             f"the audio has {audio.shape[1]} rows")
+        hi = min(ROWS_PER_FRAME * end_frame, audio.shape[1])
+        context = min(lo, self.audio_receptive_field)
+        cache = self.encode_audio(audio[:, lo - context:hi], null_mask)
+        if context == 0:
+            return cache
+        return AudioCache(tuple(k[:, context:] for k in cache.keys),
+                          tuple(v[:, context:] for v in cache.values))
+
     def _null_kv(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Every block's (k, v) of the null row, each (1, 1, H, D)."""
         row = self.null_audio.view(1, 1, -1)
