@@ -37,6 +37,14 @@ inline void store(float* p, v8f v) { std::memcpy(p, &v, sizeof v); }
 inline v8f splat(float x) { return v8f{x, x, x, x, x, x, x, x}; }
 inline v8f iota() { return v8f{0, 1, 2, 3, 4, 5, 6, 7}; }
 
+// Keeps a loaded vector in a register. Without it GCC re-reads the same memory operand in every
+// FMA of a micro-kernel, and loads, not FMAs, become the limit.
+#if defined(__x86_64__) && defined(__AVX__)
+#define DT_PIN(v) asm("" : "+x"(v))
+#else
+#define DT_PIN(v) (void)0
+#endif
+
 inline float hmax(v8f v) {
   float m = v[0];
   for (int i = 1; i < kLanes; ++i) m = v[i] > m ? v[i] : m;
@@ -78,9 +86,10 @@ inline float hmax(const v8f* v, int n) {
   return hmax(m);
 }
 
-// Queries per attention tile; the micro-kernels work on groups of kGroup rows.
-constexpr int kQueryTile = 32;
-constexpr int kGroup = 4;
+// Queries per attention tile; the micro-kernels work on groups of kGroup rows x 16 columns
+// (12 accumulators, 2 pinned operands and a broadcast: 15 of the 16 AVX2 registers).
+constexpr int kGroup = 6;
+constexpr int kQueryTile = 8 * kGroup;
 
 // Online-softmax state of a tile of query rows: running max m and sum l of 2^(score - m) per
 // row, and the unnormalised output o = sum_k 2^(score_k - m) v_k (HD floats per row).
@@ -103,7 +112,7 @@ struct TileState {
 };
 
 // Folds one block of keys into the tile state, as three small register-blocked steps:
-//   1. scores S = q kT for kGroup rows x 16 keys at a time (8 accumulators);
+//   1. scores S = q kT for kGroup rows x 16 keys at a time;
 //   2. per row: mask keys >= counts[i], new max, P = 2^(S - m), rescale factor alpha;
 //   3. O = alpha O + P V for kGroup rows x 16 dims at a time.
 //   q:      (kQueryTile, HD) rows pre-multiplied by softmax_scale * log2(e); rows >= nq zero
@@ -114,13 +123,24 @@ template <int HD>
 inline void attend_block(const float* q, int nq, const float* kT, int64_t kt_stride,
                          const float* v, int64_t v_stride, const int* counts, TileState<HD>& st) {
   const int groups = (nq + kGroup - 1) / kGroup;
+  int group_keys[kQueryTile / kGroup];  // keys any row of the group sees in this block
+  for (int g = 0; g < groups; ++g) {
+    int keys = 0;
+    for (int r = g * kGroup; r < std::min(nq, (g + 1) * kGroup); ++r)
+      keys = std::max(keys, counts[r]);
+    group_keys[g] = keys;
+  }
+
   for (int g = 0; g < groups; ++g) {
     const float* qg = q + g * kGroup * HD;
-    for (int k0 = 0; k0 < kKeyBlock; k0 += 16) {
+    // Scores past the group's last visible key are never computed (step 2 masks them).
+    for (int k0 = 0; k0 < group_keys[g]; k0 += 16) {
       v8f acc[kGroup][2] = {};
       const float* kr = kT + k0;
       for (int d = 0; d < HD; ++d, kr += kt_stride) {
-        const v8f k_lo = load(kr), k_hi = load(kr + kLanes);
+        v8f k_lo = load(kr), k_hi = load(kr + kLanes);
+        DT_PIN(k_lo);
+        DT_PIN(k_hi);
         for (int r = 0; r < kGroup; ++r) {
           const v8f qv = splat(qg[r * HD + d]);
           acc[r][0] += qv * k_lo;
@@ -167,9 +187,7 @@ inline void attend_block(const float* q, int nq, const float* kT, int64_t kt_str
   }
 
   for (int g = 0; g < groups; ++g) {
-    int keys = 0;
-    for (int r = g * kGroup; r < std::min(nq, (g + 1) * kGroup); ++r)
-      keys = std::max(keys, counts[r]);
+    const int keys = group_keys[g];
     const float* pg = st.p + g * kGroup * kKeyBlock;
     for (int j = 0; j < HD; j += 16) {
       v8f acc[kGroup][2];
@@ -181,7 +199,9 @@ inline void attend_block(const float* q, int nq, const float* kT, int64_t kt_str
       }
       const float* vr = v + j;
       for (int k = 0; k < keys; ++k, vr += v_stride) {
-        const v8f v_lo = load(vr), v_hi = load(vr + kLanes);
+        v8f v_lo = load(vr), v_hi = load(vr + kLanes);
+        DT_PIN(v_lo);
+        DT_PIN(v_hi);
         for (int r = 0; r < kGroup; ++r) {
           const v8f pv = splat(pg[r * kKeyBlock + k]);
           acc[r][0] += pv * v_lo;

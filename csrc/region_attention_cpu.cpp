@@ -13,11 +13,11 @@ namespace {
 using namespace attn_cpu;
 
 // Projection micro-tile: kRows rows of x times kCols packed weight columns, in 2 * kRows vector
-// accumulators (8 of the 16 AVX2 registers).
-constexpr int kRows = 4;
+// accumulators (12 of the 16 AVX2 registers).
+constexpr int kRows = 6;
 constexpr int kCols = 16;
 // Rows of x per projection task.
-constexpr int64_t kRowTile = 16;
+constexpr int64_t kRowTile = 4 * kRows;
 
 int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
@@ -94,7 +94,9 @@ void project_rows(const float* x, int64_t d, const Region& r, const int64_t* row
     v8f acc[kRows][2] = {};
     const float* w = r.packed + n0;
     for (int64_t k = 0; k < r.width; ++k, w += r.ncols) {
-      const v8f w0 = load(w), w1 = load(w + kLanes);
+      v8f w0 = load(w), w1 = load(w + kLanes);
+      DT_PIN(w0);
+      DT_PIN(w1);
       for (int i = 0; i < kRows; ++i) {
         const v8f xi = splat(xr[i][k]);
         acc[i][0] += xi * w0;
