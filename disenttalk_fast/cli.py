@@ -16,6 +16,8 @@ COMMANDS = {
     "prepare": "prepare",
     "bench": "bench",
     "render": "render",
+    "train": "train",
+    "train-sync": "train_sync",
 }
 
 

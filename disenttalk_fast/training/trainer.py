@@ -112,7 +112,7 @@ class Trainer:
             self.ema.update(self.model, self.step)
         stats = {"loss": float(out.loss.detach()), "noise_loss": float(out.noise_loss.detach())}
         if out.sync_loss is not None:
-            stats["sync_loss"] = float(out.sync_loss)
+            stats["sync_loss"] = float(out.sync_loss.detach())
         if grad_norm is not None:
             stats["grad_norm"] = grad_norm
         return stats
