@@ -23,20 +23,19 @@ def add_parser(sub, name: str) -> None:
 
 
 def run(args) -> int:
-    from disenttalk_fast.cli import UserError
     from disenttalk_fast.facemodel.morphable import MorphableModel
     from disenttalk_fast.render import render
     from disenttalk_fast.video import write_video
 
     out = Path(args.output)
     if out.suffix.lower() != ".mp4":
-        raise UserError(f"{out}: the output must be an .mp4 file")
+        raise ValueError(f"{out}: the output must be an .mp4 file")
     if args.size < 8 or args.size % 2:
-        raise UserError(f"--size must be an even number >= 8, got {args.size}")
+        raise ValueError(f"--size must be an even number >= 8, got {args.size}")
     exp, pose, fps = load_motion(args.motion)
     model = MorphableModel.from_bfm(args.bfm) if args.bfm else MorphableModel.builtin()
     if exp.shape[1] != model.exp_dims:
-        raise UserError(f"{args.motion}: motion has {exp.shape[1]} expression dims but the face "
+        raise ValueError(f"{args.motion}: motion has {exp.shape[1]} expression dims but the face "
                         f"model {model.name} has {model.exp_dims}")
     frames = render(exp, model, args.size, pose=pose, supersample=args.supersample,
                     shading=args.shading, backend=args.backend, device=args.device)

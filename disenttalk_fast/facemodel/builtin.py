@@ -635,4 +635,4 @@ def builtin_model():
         albedo_basis=f32(tex_basis), landmarks=landmarks,
         mouth_vertex_indices=torch.as_tensor(np.flatnonzero(mouth)),
         eye_vertex_indices=torch.as_tensor(np.flatnonzero(eyes)),
-        blendshapes=SemanticRig(shapes, mixing), name="builtin face model")
+        blendshapes=SemanticRig(shapes, mixing), name="builtin")

@@ -1,0 +1,123 @@
+"""render(): camera and lighting conventions, backends agree, expressions show up in the image."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from disenttalk_fast import _native
+from disenttalk_fast.facemodel.blendshapes import SEMANTIC_BLENDSHAPES, index
+from disenttalk_fast.facemodel.morphable import MorphableModel
+from disenttalk_fast.render import camera, lighting, render
+
+
+@pytest.fixture(scope="module")
+def face():
+    return MorphableModel.builtin()
+
+
+def exp_for(face, **named):
+    w = np.zeros((1, len(SEMANTIC_BLENDSHAPES)), np.float32)
+    for name, v in named.items():
+        w[0, index(name)] = v
+    return face.weights_to_exp(w)
+
+
+def test_rotation_matches_deep3dfacerecon_convention():
+    a = torch.tensor([[0.3, -0.2, 0.1]])
+    R = camera.rotation_matrix(a)[0].double()
+    x, y, z = a[0].double().tolist()
+    rx = torch.tensor([[1, 0, 0], [0, math.cos(x), -math.sin(x)], [0, math.sin(x), math.cos(x)]])
+    ry = torch.tensor([[math.cos(y), 0, math.sin(y)], [0, 1, 0], [-math.sin(y), 0, math.cos(y)]])
+    rz = torch.tensor([[math.cos(z), -math.sin(z), 0], [math.sin(z), math.cos(z), 0], [0, 0, 1]])
+    torch.testing.assert_close(R, (rz @ ry @ rx).double(), atol=1e-6, rtol=0)
+
+
+def test_projection_focal_and_orientation():
+    pts = torch.tensor([[[0.0, 0.0, 0.0], [1.0, 1.0, 0.0]]])
+    s = camera.project(pts, 224)
+    torch.testing.assert_close(s[0, 0], torch.tensor([112.0, 112.0, 10.0]))
+    # +x to the right, +y up (smaller row), focal 1015 px at 224 px, camera at z = 10.
+    torch.testing.assert_close(s[0, 1], torch.tensor([112.0 + 101.5, 112.0 - 101.5, 10.0]))
+    assert camera.focal_length(448) == pytest.approx(2030.0)
+
+
+def test_sh_lighting_zero_gamma_is_deep3dfacerecon_ambient():
+    g = lighting.as_gamma(torch.zeros(27), 1, "cpu")
+    n = torch.nn.functional.normalize(torch.randn(1, 10, 3), dim=-1)
+    colour = lighting.shade(torch.full((10, 3), 0.5), n, g)
+    expected = 0.8 * math.pi / math.sqrt(4 * math.pi) * 0.5
+    torch.testing.assert_close(colour, torch.full_like(colour, expected))
+    with pytest.raises(ValueError, match="gamma must be"):
+        lighting.as_gamma(torch.zeros(9), 1, "cpu")
+
+
+def test_default_light_is_brighter_facing_the_camera():
+    g = lighting.as_gamma(None, 1, "cpu")
+    n = torch.tensor([[[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]]])
+    c = lighting.shade(torch.ones(3, 3), n, g)[0, :, 0]
+    assert c[0] > c[1] and c[0] > c[2] and c.min() > 0.2
+
+
+def test_render_shapes_and_background(face):
+    frames = render(np.zeros((2, 64), np.float32), face, 64, background=(0.0, 0.0, 1.0))
+    assert frames.dtype == np.uint8 and frames.shape == (2, 64, 64, 3)
+    assert (frames[:, 0, 0] == [0, 0, 255]).all()                 # corner: background
+    centre = frames[0, 28:36, 28:36].reshape(-1, 3).astype(int)
+    assert (centre[:, 0] > centre[:, 2]).all()                     # centre: skin (reddish)
+
+
+def test_backends_agree(face):
+    exp = np.concatenate([np.zeros((1, 64), np.float32), exp_for(face, jaw_open=0.8)])
+    backends = ["reference"] + (["cpu"] if _native.cpu_available() else [])
+    frames = [render(exp, face, 48, backend=b, pose=[0.05, 0.2, 0.0, 0.0, 0.0, 0.0])
+              for b in backends]
+    for other in frames[1:]:
+        diff = np.abs(other.astype(int) - frames[0].astype(int)).max(-1)
+        assert (diff <= 2).mean() >= 0.99
+
+
+def test_jaw_open_darkens_the_mouth(face):
+    frames = render(np.concatenate([np.zeros((1, 64), np.float32), exp_for(face, jaw_open=1.0)]),
+                    face, 96)
+    rows = slice(60, 80)
+    mouth_closed = frames[0, rows, 40:56].astype(float).mean()
+    mouth_open = frames[1, rows, 40:56].astype(float).mean()
+    assert mouth_open < mouth_closed - 15
+
+
+def test_pixel_shading_and_supersampling_run(face):
+    exp = np.zeros((1, 64), np.float32)
+    a = render(exp, face, 48, shading="pixel").astype(int)
+    b = render(exp, face, 48).astype(int)
+    assert np.abs(a - b).mean() < 10
+    c = render(exp, face, 48, supersample=2)
+    assert c.shape == (1, 48, 48, 3)
+
+
+def test_background_image_and_motion_object(face):
+    class Motion:  # anything with .exp and .pose
+        exp = np.zeros((3, 64), np.float32)
+        pose = np.zeros((3, 6), np.float32)
+
+    bg = np.full((32, 32, 3), 7, np.uint8)
+    frames = render(Motion(), face, 32, background=bg)
+    assert frames.shape == (3, 32, 32, 3) and (frames[:, 0, 0] == 7).all()
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(motion=np.zeros((2, 10))), "motion has 10 expression dims"),
+    (dict(pose=np.zeros((3, 6))), "pose must be (6,) or (2, 6)"),
+    (dict(shading="flat"), "shading must be"),
+    (dict(size=4), "size must be an int"),
+    (dict(background=np.zeros((5, 5, 3))), "background must be"),
+    (dict(gamma=np.zeros(26)), "gamma must be"),
+])
+def test_bad_inputs(face, kwargs, message):
+    args = dict(motion=np.zeros((2, 64), np.float32), size=32)
+    args.update(kwargs)
+    motion = args.pop("motion")
+    with pytest.raises(ValueError) as info:
+        render(motion, face, **args)
+    assert message in str(info.value) and "\n" not in str(info.value)
