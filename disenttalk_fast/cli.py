@@ -14,6 +14,7 @@ COMMANDS = {
     "disentangle": "disentangle",
     "synth-corpus": "synth_corpus",
     "prepare": "prepare",
+    "generate": "generate",
     "bench": "bench",
     "render": "render",
     "train": "train",

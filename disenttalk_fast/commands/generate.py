@@ -1,0 +1,131 @@
+"""`disenttalk generate AUDIO --model CKPT -o OUT`: speech -> motion file or talking-face video.
+
+OUT's extension picks the output: .npz (ours), .mat (Deep3DFaceRecon `coeff`), .npy (257-d
+coefficients), .txt (73-d renderer descriptor), or .mp4 (rendered with the built-in face, the
+input audio muxed in). `--format` overrides the motion format (e.g. `--format descriptor73` with
+.npy or .mat, `--format deep3d-keys` with .mat); `--template REF` supplies identity / texture /
+lighting / crop for the Deep3DFaceRecon and descriptor formats.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from disenttalk_fast.partition import REGIONS
+
+MOTION_EXTENSIONS = (".npz", ".mat", ".npy", ".txt")
+
+
+def add_parser(sub, name: str) -> None:
+    from disenttalk_fast.backends import BACKENDS
+    from disenttalk_fast.interop.formats import FORMATS
+
+    p = sub.add_parser(name, help="generate motion (or a video) from speech audio",
+                       description=__doc__)
+    p.add_argument("audio", help="speech audio file (wav/flac/ogg/...)")
+    p.add_argument("--model", required=True, metavar="CKPT", help="model checkpoint (.safetensors)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="output: .npz / .mat / .npy / .txt motion, or .mp4 video")
+    p.add_argument("--format", choices=FORMATS, help="motion file format (default: by extension)")
+    p.add_argument("--template", metavar="REF",
+                   help="Deep3DFaceRecon .mat/.npy or 73-d file giving identity, texture, "
+                        "lighting and crop for the output file")
+    p.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim")
+    p.add_argument("--steps", type=int, default=25, help="DDIM steps (DDPM runs all T)")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="classifier-free guidance scale (default: the model's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", choices=BACKENDS, default="auto", help="kernel backend")
+    p.add_argument("--device", default=None, help="cpu / cuda (default: cuda when available)")
+    p.add_argument("--window", type=int, default=None,
+                   help="frames per sampling window (default: the model's training window)")
+    p.add_argument("--overlap", type=int, default=None,
+                   help="frames held from the previous window (default: window / 5)")
+    p.add_argument("--pose-from", metavar="REF", help="motion file whose pose is used (looped)")
+    p.add_argument("--eyes-from", metavar="REF",
+                   help="motion file whose eye-region expression replaces the generated one")
+    p.add_argument("--lip-scale", type=float, default=None,
+                   help="scale the lip region about the mean expression (e.g. 1.3)")
+    p.add_argument("--freeze", action="append", choices=REGIONS, default=[],
+                   help="hold a region at the mean expression (repeatable)")
+    p.add_argument("--hubert", metavar="DIR", help="local HuBERT folder (hubert models)")
+    p.add_argument("--layer", type=int, default=None, help="HuBERT layer (default last)")
+    p.add_argument("--cache", metavar="DIR", help="feature cache folder")
+    p.add_argument("--size", type=int, default=256, help="video size in pixels (.mp4)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+def _check_output(args):
+    from disenttalk_fast.cli import UserError
+
+    out = Path(args.output)
+    ext = out.suffix.lower()
+    if ext not in MOTION_EXTENSIONS + (".mp4",):
+        raise UserError(f"{out}: unknown output type '{ext}' (use .npz, .mat, .npy, .txt or .mp4)")
+    if ext == ".mp4" and args.format:
+        raise UserError("--format applies to motion files, not .mp4")
+    if not (out.parent if str(out.parent) else Path(".")).is_dir():
+        raise UserError(f"{out}: folder {out.parent} does not exist")
+    if args.steps < 1:
+        raise UserError(f"--steps must be >= 1, got {args.steps}")
+    if args.format:
+        from disenttalk_fast.interop.formats import EXTENSIONS
+
+        if ext not in EXTENSIONS[args.format]:
+            raise UserError(f"{out}: --format {args.format} is written as "
+                            f"{' / '.join(EXTENSIONS[args.format])}, not '{ext}'")
+    return out, ext
+
+
+def run(args) -> int:
+    from disenttalk_fast.checkpoint import CheckpointError
+    from disenttalk_fast.cli import UserError
+    from disenttalk_fast.generate import build_control, generate, load_model
+    from disenttalk_fast.interop import read_template, write_motion
+
+    out, ext = _check_output(args)
+    if not Path(args.audio).is_file():
+        raise UserError(f"{args.audio}: no such audio file")
+    template = read_template(args.template) if args.template else None
+    t0 = time.perf_counter()
+    try:
+        ckpt = load_model(args.model, args.device, args.backend)
+    except CheckpointError as exc:
+        raise UserError(str(exc)) from None
+    if ckpt.feature_type == "hubert" and not args.hubert:
+        raise UserError(f"{args.model}: the model uses HuBERT features; pass --hubert DIR "
+                        "(the local HuBERT folder it was trained with)")
+
+    # Region control needs the frame count, known from the audio length.
+    from disenttalk_fast.audio import load_audio, num_frames
+
+    frames = num_frames(load_audio(args.audio).size)
+    control = build_control(
+        ckpt, frames, replace_from={"eye": args.eyes_from} if args.eyes_from else None,
+        scale={"lip": args.lip_scale} if args.lip_scale is not None else None,
+        freeze=tuple(args.freeze))
+    motion = generate(ckpt, args.audio, sampler=args.sampler,
+                      steps=None if args.sampler == "ddpm" else args.steps,
+                      guidance=args.guidance, seed=args.seed, backend=args.backend,
+                      pose=args.pose_from, control=control, window=args.window,
+                      overlap=args.overlap, progress=not args.no_progress and sys.stderr.isatty(),
+                      cache_dir=args.cache, hubert_dir=args.hubert, layer=args.layer)
+    gen_seconds = motion.meta["seconds"]
+    if ext == ".mp4":
+        from disenttalk_fast.render import render
+        from disenttalk_fast.video import write_video
+
+        frames_rgb = render(motion, size=args.size, backend=args.backend)
+        write_video(frames_rgb, args.audio, out, fps=motion.fps)
+        what = "video"
+    else:
+        fmt = write_motion(motion, out, format=args.format, template=template)
+        what = fmt
+    total = time.perf_counter() - t0
+    print(f"wrote {out} ({what}): {motion.num_frames} frames = {motion.duration:.2f} s of motion "
+          f"in {total:.2f} s (sampling {gen_seconds:.2f} s, "
+          f"{motion.num_frames / max(gen_seconds, 1e-9):.1f} motion FPS)")
+    return 0

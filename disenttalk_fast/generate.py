@@ -1,0 +1,252 @@
+"""`generate(model, audio, ...) -> Motion`: speech in, 3DMM expression (+ pose) motion out.
+
+    from disenttalk_fast.generate import generate
+    motion = generate("model.safetensors", "speech.wav", steps=25, seed=0)
+    motion.exp        # (L, 64) float32, original coefficient space, 25 fps, L = ceil(s * 25)
+    write_motion(motion, "talk.mat")     # disenttalk_fast.interop
+
+What it does: load the checkpoint (or take a loaded one), compute the audio features the model
+was trained with (`mel`, or `hubert` from a local folder; cached on disk when `cache_dir` is
+given), sample normalised expressions with the chosen sampler in windows of the model's training
+length with held overlap (DESIGN section 6; long audio in bounded memory, no seam), then
+de-normalise with the checkpoint's mean / std. Pose is not generated (as in the paper): it is
+static (zeros = frontal) or taken from a reference motion, ping-pong looped / trimmed to length.
+Region control (`control`) works in the model's normalised space; `build_control` makes one
+from raw-space references (eyes from a clip, lip exaggeration, frozen regions).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from disenttalk_fast._torch import torch
+from disenttalk_fast.motion import POSE_DIMS, Motion
+
+
+# -- model -------------------------------------------------------------------------------------
+def load_model(path, device=None, backend: str = "auto", use_ema: bool = True):
+    """A `Checkpoint` (config, partition, model, stats) from a .safetensors file, on `device`
+    (default: CUDA when available), with the model's ops on `backend`."""
+    from disenttalk_fast.checkpoint import load_checkpoint
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    ckpt = load_checkpoint(path, map_location=device, use_ema=use_ema, backend=backend)
+    ckpt.model.eval()
+    return ckpt
+
+
+def as_checkpoint(model_or_checkpoint, backend: str | None = None, device=None):
+    """A Checkpoint from a path, a Checkpoint, or a bare denoiser (stats: mean 0, std 1)."""
+    from disenttalk_fast.checkpoint import Checkpoint
+
+    if isinstance(model_or_checkpoint, (str, os.PathLike)):
+        return load_model(model_or_checkpoint, device, backend or "auto")
+    if isinstance(model_or_checkpoint, Checkpoint):
+        ckpt = model_or_checkpoint
+    elif isinstance(model_or_checkpoint, torch.nn.Module) and hasattr(model_or_checkpoint, "config"):
+        m = model_or_checkpoint
+        n = m.config.num_dims
+        ckpt = Checkpoint(config=m.config, partition=m.partition, model=m,
+                          exp_mean=torch.zeros(n), exp_std=torch.ones(n),
+                          feature_type=m.config.feature_type)
+    else:
+        raise TypeError(f"generate: expected a checkpoint path, a Checkpoint or a "
+                        f"DisentTalkDenoiser, got {type(model_or_checkpoint).__name__}")
+    if backend is not None:
+        ckpt.model.backend = backend
+    if device is not None:
+        ckpt.model.to(device)
+    return ckpt
+
+
+def model_device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+# -- audio -------------------------------------------------------------------------------------
+def is_feature_array(audio, audio_dim: int) -> bool:
+    """Precomputed features: a 2-d array / tensor (rows, audio_dim) with audio_dim > 16 (no
+    waveform has that many channels), or a 3-d tensor (1, rows, audio_dim)."""
+    shape = getattr(audio, "shape", None)
+    if shape is None or isinstance(audio, (str, os.PathLike)):
+        return False
+    return (len(shape) == 2 and shape[1] == audio_dim and audio_dim > 16) or \
+        (len(shape) == 3 and shape[0] == 1 and shape[2] == audio_dim)
+
+
+def audio_features(ckpt, audio, *, sr=None, cache_dir=None, hubert_dir=None, layer=None,
+                   device=None) -> np.ndarray:
+    """(2L, audio_dim) rows for `audio` (path / waveform array / precomputed features)."""
+    from disenttalk_fast.audio.features import extract_features
+
+    dim = ckpt.config.audio_dim
+    if is_feature_array(audio, dim):
+        feats = audio.detach().cpu().numpy() if hasattr(audio, "detach") else np.asarray(audio)
+        feats = np.asarray(feats, np.float32).reshape(-1, dim)
+        if feats.shape[0] < 2:
+            raise ValueError(f"audio features: need at least 2 rows (one frame), got "
+                             f"{feats.shape[0]}")
+        if feats.shape[0] % 2:
+            raise ValueError(f"audio features: {feats.shape[0]} rows is odd; features come "
+                             f"2 rows per 25 fps frame")
+        return feats
+    feature = ckpt.feature_type
+    opts = {}
+    if feature == "hubert":
+        opts = {"hubert_dir": hubert_dir, "layer": layer, "device": device}
+    feats = extract_features(audio, feature, sr=sr, cache_dir=cache_dir, **opts)
+    if feats.shape[1] != dim:
+        raise ValueError(f"the model expects {dim}-wide {feature} features, the extractor gives "
+                         f"{feats.shape[1]} (wrong --hubert model or layer?)")
+    return feats
+
+
+# -- pose and references -----------------------------------------------------------------------
+def fit_length(x: np.ndarray, n: int) -> np.ndarray:
+    """Rows of x looped back and forth (0 1 2 1 0 1 2 ...) or trimmed to exactly n. Ping-pong
+    rather than wrap-around so a looped reference has no jump at the loop point."""
+    x = np.asarray(x)
+    if x.shape[0] == 0:
+        raise ValueError("reference has no frames")
+    if x.shape[0] >= n:
+        return x[:n]
+    if x.shape[0] == 1:
+        return np.repeat(x, n, axis=0)
+    period = np.concatenate([np.arange(x.shape[0]), np.arange(x.shape[0] - 2, 0, -1)])
+    return x[np.resize(period, n)]
+
+
+def _read_reference(ref, what: str) -> Motion:
+    if isinstance(ref, Motion):
+        return ref
+    if isinstance(ref, (str, os.PathLike)):
+        from disenttalk_fast.interop import read_motion
+
+        return read_motion(ref)
+    raise TypeError(f"{what}: expected a Motion or a motion file path, got {type(ref).__name__}")
+
+
+def pose_track(pose, num_frames: int) -> np.ndarray:
+    """(L, 6) pose: zeros for None, else from a Motion / motion file / (L', 6) array, looped."""
+    if pose is None:
+        return np.zeros((num_frames, POSE_DIMS), np.float32)
+    if isinstance(pose, (Motion, str, os.PathLike)):
+        m = _read_reference(pose, "pose")
+        if m.pose is None:
+            raise ValueError(f"pose reference {pose if not isinstance(pose, Motion) else ''} "
+                             "holds no pose".replace("  ", " "))
+        pose = m.pose
+    pose = np.asarray(pose.detach().cpu() if hasattr(pose, "detach") else pose, np.float32)
+    if pose.ndim == 1:
+        pose = pose[None]
+    if pose.ndim != 2 or pose.shape[1] != POSE_DIMS:
+        raise ValueError(f"pose must be (frames, {POSE_DIMS}) (3 angles + 3 translations), got "
+                         f"{pose.shape}")
+    if not np.isfinite(pose).all():
+        raise ValueError("pose holds NaN or inf")
+    return np.ascontiguousarray(fit_length(pose, num_frames))
+
+
+def build_control(ckpt, num_frames: int, *, replace_from: dict | None = None,
+                  scale: dict | None = None, freeze=()):
+    """A RegionControl (normalised space) from raw-space inputs.
+
+    replace_from: region -> Motion / motion file whose dims of that region replace the generated
+    ones (e.g. {"eye": "blinks.mat"}), looped / trimmed to length; scale: region -> factor about
+    the training mean (e.g. {"lip": 1.3}); freeze: regions held at the training mean expression
+    (the neutral face of that region) for the whole clip.
+    """
+    from disenttalk_fast.sampling import RegionControl
+
+    replace = {}
+    for region, ref in (replace_from or {}).items():
+        m = _read_reference(ref, f"{region} reference")
+        if m.num_dims != ckpt.config.num_dims:
+            raise ValueError(f"{region} reference {ref}: has {m.num_dims} expression dims, the "
+                             f"model has {ckpt.config.num_dims}")
+        z = ckpt.normalize(torch.from_numpy(fit_length(m.exp, num_frames)))
+        replace[region] = z
+    frozen = {region: torch.zeros(ckpt.config.num_dims) for region in freeze}
+    if not (replace or frozen or scale):
+        return None
+    return RegionControl(scale=dict(scale or {}), freeze=frozen, replace=replace)
+
+
+# -- progress ----------------------------------------------------------------------------------
+class _Progress:
+    def __init__(self, enabled, desc="sampling"):
+        self.enabled, self.desc, self.bar = enabled, desc, None
+
+    def __call__(self, done, total):
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=self.desc, unit="step", leave=False)
+        self.bar.update(done - self.bar.n)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def default_window(config) -> tuple[int, int]:
+    """Windows of the model's training length, a fifth of it held as overlap."""
+    window = max(2, int(config.window))
+    return window, window // 5
+
+
+# -- generate ----------------------------------------------------------------------------------
+def generate(model_or_checkpoint, audio, *, sampler: str = "ddim", steps: int | None = 25,
+             guidance: float | None = None, seed: int = 0, backend: str = "auto", pose=None,
+             control=None, progress: bool = True, window: int | None = None,
+             overlap: int | None = None, eta: float = 0.0, sr: int | None = None,
+             cache_dir=None, hubert_dir=None, layer=None, device=None) -> Motion:
+    """Generate motion for `audio`. See the module docstring.
+
+    model_or_checkpoint: a checkpoint path, a `Checkpoint`, or a bare `DisentTalkDenoiser`
+    (then no de-normalisation: mean 0, std 1). audio: a file path, a waveform array (at `sr`,
+    default 16 kHz), or precomputed features (2L, audio_dim). sampler "ddim" (steps <= T) or
+    "ddpm" (all T steps). guidance: classifier-free scale (None = the model's default).
+    backend: the ops backend ("auto", "reference", "cpu", "cuda", "triton"). pose: None
+    (static zeros), a Motion, a motion file or a (L', 6) array. control: a RegionControl in the
+    normalised space (see `build_control`). window / overlap: frames per sampling window and
+    frames held from the previous one (default: the training window, a fifth of it).
+    The result's `meta` records the settings and the wall time.
+    """
+    from disenttalk_fast.sampling import sample
+
+    t0 = time.perf_counter()
+    ckpt = as_checkpoint(model_or_checkpoint, backend, device)
+    model = ckpt.model
+    dev = model_device(model)
+    feats = audio_features(ckpt, audio, sr=sr, cache_dir=cache_dir, hubert_dir=hubert_dir,
+                           layer=layer, device=dev)
+    num_frames = feats.shape[0] // 2
+    if window is None:
+        window, default_overlap = default_window(ckpt.config)
+        overlap = default_overlap if overlap is None else overlap
+    overlap = window // 5 if overlap is None else overlap
+    guidance = ckpt.config.guidance_scale if guidance is None else guidance
+    t_feat = time.perf_counter()
+    bar = _Progress(progress)
+    try:
+        z = sample(model, torch.from_numpy(feats).to(dev), sampler=sampler, steps=steps,
+                   eta=eta, guidance=guidance, seed=seed, control=control, window=window,
+                   overlap=overlap, progress=bar)
+    finally:
+        bar.close()
+    exp = ckpt.denormalize(z[0].float()).cpu().numpy()
+    seconds = time.perf_counter() - t0
+    meta = {"sampler": sampler, "steps": steps, "guidance": float(guidance), "seed": int(seed),
+            "window": int(window), "overlap": int(overlap), "backend": getattr(model, "backend", None),
+            "feature": ckpt.feature_type, "seconds": round(seconds, 4),
+            "feature_seconds": round(t_feat - t0, 4)}
+    if isinstance(audio, (str, os.PathLike)):
+        meta["audio"] = str(Path(audio))
+    return Motion(exp, pose_track(pose, num_frames), 25.0, ckpt.partition, meta)

@@ -1,0 +1,329 @@
+"""`Streamer`: audio chunks in, motion frames out as soon as they are final.
+
+    from disenttalk_fast.stream import Streamer
+    s = Streamer("model.safetensors", hop_frames=4, overlap_frames=12, steps=10)
+    for pcm in microphone_chunks():             # any size (10-500 ms), int16 or float, mono/stereo
+        motion = s.push(pcm)                     # Motion of the frames that became final (maybe 0)
+        engine.play(motion.exp, motion.pose)
+    engine.play(*s.flush())                      # end of speech: the remaining frames
+    s.latency()                                  # {"algorithmic_ms", "compute_ms", ...}
+
+It is the windowed sampler of `disenttalk_fast.sampling` run incrementally: windows of
+`window = overlap_frames + hop_frames` frames start every `hop_frames` frames; each window's first
+`overlap_frames` frames are held fixed to what the previous window produced, and its remaining
+frames are emitted — they are final. At `flush()` the last window is moved back to end at the
+last frame, exactly as offline. Noise comes from one generator seeded with `seed` and is drawn in
+the same order as offline, so the stream equals
+`generate(model, same_audio, window=window, overlap=overlap_frames, seed=seed, ...)` up to
+floating-point rounding, frame for frame (tested), and there is no seam at chunk borders: chunk
+borders never enter the computation.
+
+What makes that exact:
+- audio conditioning (mono mix, resampling, DC blocker, clipping) is the stateful
+  `AudioConditioner` that `load_audio` uses, so chunking does not change the samples;
+- mel row r depends on samples [320 r - 40, 320 r + 360) only, so it is computed once those
+  samples have arrived (the 40 samples beyond the row are the feature's own lookahead);
+- the audio encoder is causal with a receptive field of `model.audio_receptive_field` rows,
+  so new rows are encoded with that many rows of carried-over context;
+- the denoiser only sees one window's audio rows (as offline), so a window can be sampled as
+  soon as its last audio row is final.
+
+Latency (`latency()`), for a frame emitted in steady state, measured from the start of the
+frame's audio: algorithmic = hop_frames x 40 ms (the window's new frames must all be heard) +
+2.5 ms (mel window lookahead) + up to `chunk_ms` (a sample arrives at the end of its chunk);
+compute = the measured wall time of sampling one window (steps x denoiser on 2 x window frames
+with guidance). The first window waits for `window` frames of audio instead of `hop_frames`.
+To keep up with real time, compute per window must stay below hop_frames x 40 ms
+(`real_time_factor` < 1). Only the `mel` feature streams (HuBERT's transformer looks at the
+whole input).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from disenttalk_fast._torch import torch
+from disenttalk_fast.audio import frames as fr
+from disenttalk_fast.audio.load import AudioConditioner
+from disenttalk_fast.audio.mel import LEFT_CONTEXT, RIGHT_CONTEXT, MelExtractor
+from disenttalk_fast.generate import as_checkpoint, model_device, pose_track
+from disenttalk_fast.motion import Motion
+
+FRAME_MS = 1000.0 / fr.FPS
+
+
+def _pose_array(pose) -> np.ndarray:
+    """A pose reference (Motion / motion file / array) read once, as (L', 6)."""
+    from disenttalk_fast.generate import _read_reference
+
+    if hasattr(pose, "detach"):
+        return pose.detach().cpu().numpy()
+    if isinstance(pose, (list, tuple)):
+        return np.asarray(pose, np.float32)
+    m = _read_reference(pose, "pose")
+    if m.pose is None:
+        raise ValueError(f"pose reference {pose}: holds no pose")
+    return m.pose
+
+
+class Streamer:
+    def __init__(self, model_or_checkpoint, *, hop_frames: int = 4, overlap_frames: int = 12,
+                 sampler: str = "ddim", steps: int | None = 10, eta: float = 0.0,
+                 guidance: float | None = None, seed: int = 0, control=None, pose=None,
+                 sample_rate: int = fr.SAMPLE_RATE, chunk_ms: float = 20.0,
+                 backend: str | None = None, device=None):
+        from disenttalk_fast.diffusion.gaussian import GaussianDiffusion
+        from disenttalk_fast.diffusion.guidance import check_guidance
+        from disenttalk_fast.sampling import make_plan
+
+        self.ckpt = as_checkpoint(model_or_checkpoint, backend, device)
+        self.model = self.ckpt.model.eval()
+        if self.ckpt.feature_type != "mel":
+            raise ValueError(f"Streamer supports models on 'mel' features; this one uses "
+                             f"'{self.ckpt.feature_type}' (HuBERT looks at the whole input)")
+        for name, v, lo in (("hop_frames", hop_frames, 1), ("overlap_frames", overlap_frames, 0)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise ValueError(f"Streamer: {name} must be an integer >= {lo}, got {v!r}")
+        if overlap_frames + hop_frames < 2:
+            raise ValueError("Streamer: window = overlap_frames + hop_frames must be >= 2")
+        if not 0 < chunk_ms <= 10_000:
+            raise ValueError(f"Streamer: chunk_ms must be in (0, 10000], got {chunk_ms}")
+        self.hop, self.overlap = hop_frames, overlap_frames
+        self.window = hop_frames + overlap_frames
+        self.chunk_ms = float(chunk_ms)
+        self.guidance = check_guidance(self.ckpt.config.guidance_scale if guidance is None
+                                       else guidance)
+        if sampler == "ddpm" and steps == 25:   # as `sample`: DDPM runs all T steps
+            steps = None
+        self.device = model_device(self.model)
+        self.plan = make_plan(GaussianDiffusion.from_config(self.ckpt.config), sampler, steps,
+                              eta).to(self.device)
+        self.settings = {"sampler": sampler, "steps": steps, "guidance": self.guidance,
+                         "seed": int(seed), "window": self.window, "overlap": self.overlap}
+        self.control = control
+        self._pose_ref = pose
+        if pose is not None and not isinstance(pose, np.ndarray):
+            self._pose_ref = _pose_array(pose)
+        pose_track(self._pose_ref, 1)   # validate now, not at the first window
+        self.generator = torch.Generator(device=self.device).manual_seed(int(seed))
+        self.conditioner = AudioConditioner(sample_rate, "stream")
+        self.mel = MelExtractor(device="cpu")
+        self.reset_timing()
+        self._reset_state()
+
+    # -- state -----------------------------------------------------------------------------------
+    def _reset_state(self):
+        # Conditioned 16 kHz samples from absolute index _sample0 on; it starts with the 40
+        # zeros before the signal that the first mel row's window covers.
+        self._sample0 = -LEFT_CONTEXT
+        self._samples = np.zeros(LEFT_CONTEXT, np.float32)
+        self._total_samples = 0
+        self._feat = np.zeros((0, self.mel.dim), np.float32)   # rows [_feat0, rows_final)
+        self._feat0 = 0
+        self.rows_final = 0
+        self._keys = self._values = None           # encoded rows [_enc0, rows_encoded)
+        self._enc0 = 0
+        self.rows_encoded = 0
+        self._prev = None                          # (B, <=window, N) normalised frames of the
+        self._prev0 = 0                            # last window, from frame _prev0
+        self.next_start = 0                        # start frame of the next window
+        self.frames_emitted = 0
+        self.finished = False
+        with torch.inference_mode():
+            self._null = self.model.encode_audio(None, num_frames=self.window, batch=1)
+
+    def reset_timing(self):
+        self.window_seconds: list[float] = []
+
+    # -- audio -> final feature rows -> encoded rows -------------------------------------------
+    def _add_samples(self, x: np.ndarray):
+        if x.size:
+            self._samples = np.concatenate([self._samples, x])
+            self._total_samples += x.size
+
+    def _compute_rows(self, upto: int):
+        """Mel rows [rows_final, upto) from the buffered samples (zeros beyond the signal)."""
+        n = upto - self.rows_final
+        if n <= 0:
+            return
+        off = fr.ROW_HOP * self.rows_final - LEFT_CONTEXT - self._sample0
+        need = fr.ROW_HOP * n + LEFT_CONTEXT + RIGHT_CONTEXT
+        seg = self._samples[off: off + need]
+        if seg.size < need:
+            seg = np.concatenate([seg, np.zeros(need - seg.size, np.float32)])
+        rows = self.mel.rows_from_padded(seg, n)
+        self._feat = np.concatenate([self._feat, rows])
+        self.rows_final = upto
+        self._encode()
+        # Keep only the samples the next row needs (its 40 samples of left context on).
+        drop = fr.ROW_HOP * self.rows_final - LEFT_CONTEXT - self._sample0
+        if drop > 0:
+            self._samples = self._samples[drop:]
+            self._sample0 += drop
+
+    def _encode(self):
+        rf = self.model.audio_receptive_field
+        a, b = self.rows_encoded, self.rows_final
+        if b <= a:
+            return
+        lo = max(0, a - rf)
+        feats = torch.from_numpy(self._feat[lo - self._feat0: b - self._feat0]).to(self.device)
+        with torch.inference_mode():
+            cache = self.model.encode_audio(feats[None])
+        keys = [k[:, a - lo:] for k in cache.keys]
+        values = [v[:, a - lo:] for v in cache.values]
+        if self._keys is None:
+            self._keys, self._values, self._enc0 = keys, values, a
+        else:
+            self._keys = [torch.cat([o, k], 1) for o, k in zip(self._keys, keys)]
+            self._values = [torch.cat([o, v], 1) for o, v in zip(self._values, values)]
+        self.rows_encoded = b
+        # Feature rows older than the encoder's receptive field are never read again.
+        keep_from = max(self._feat0, b - rf)
+        self._feat = self._feat[keep_from - self._feat0:]
+        self._feat0 = keep_from
+
+    def _window_cache(self, start: int, end: int):
+        from disenttalk_fast.model import AudioCache
+
+        lo, hi = 2 * start - self._enc0, 2 * end - self._enc0
+        cond = AudioCache([k[:, lo:hi] for k in self._keys], [v[:, lo:hi] for v in self._values])
+        null = self._null.window(0, end - start)
+        return cond, null
+
+    # -- one window (the same steps, in the same order, as sampling.windowed) ------------------
+    def _run_window(self, start: int, end: int) -> Motion:
+        from disenttalk_fast.diffusion.gaussian import randn
+        from disenttalk_fast.diffusion.guidance import GuidedEps
+        from disenttalk_fast.sampling.step import DenoiseStep, Known
+
+        t0 = time.perf_counter()
+        length, n_dims = end - start, self.ckpt.config.num_dims
+        prev_end = self._prev0 + (0 if self._prev is None else self._prev.shape[1])
+        held_n = max(0, prev_end - start)
+        with torch.inference_mode():
+            held = torch.zeros(1, length, 1, dtype=torch.bool, device=self.device)
+            held[:, :held_n] = True
+            values = torch.zeros(1, length, n_dims, device=self.device)
+            if held_n:
+                values[:, :held_n] = self._prev[:, start - self._prev0: prev_end - self._prev0]
+            mask = held
+            known = None
+            if self.control is not None and self.control.has_known:
+                known = self.control.known(self.model.partition, 1, end, self.device)
+                values = torch.where(held, values, known.values[:, start:end])
+                mask = held | known.mask
+            win_known = Known(values, mask) if (held_n or known is not None) else None
+            cond, null = self._window_cache(start, end)
+            step = DenoiseStep(GuidedEps(self.model, cond, null, self.guidance), self.plan,
+                               win_known)
+            z = step.start(randn((1, length, n_dims), self.generator, self.device))
+            for i in range(self.plan.num_steps):
+                z = step(z, i, randn(z.shape, self.generator, self.device))
+            self._prev, self._prev0 = z, start
+            new = z[:, held_n:]
+            if self.control is not None:
+                new = self.control.apply_output(new, self.model.partition)
+            exp = self.ckpt.denormalize(new[0].float()).cpu().numpy()
+        first = start + held_n
+        pose = pose_track(self._pose_ref, end)[first:end]
+        self.frames_emitted = end
+        self.window_seconds.append(time.perf_counter() - t0)
+        return Motion(exp, pose, fr.FPS, self.ckpt.partition, {"first_frame": first})
+
+    def _drop_old_audio_rows(self):
+        """Encoded rows before the last window's start are never read again (the final window
+        at flush starts after the last regular one, the next window at next_start)."""
+        cut = 2 * max(0, self.next_start - self.hop) - self._enc0
+        if self._keys is not None and cut > 0:
+            self._keys = [k[:, cut:] for k in self._keys]
+            self._values = [v[:, cut:] for v in self._values]
+            self._enc0 += cut
+
+    # -- public API ------------------------------------------------------------------------------
+    def push(self, pcm) -> Motion:
+        """Feed PCM samples ((n,) or (n, channels), float in [-1, 1] or integer) at the
+        streamer's sample_rate; returns the motion frames that became final (possibly none)."""
+        if self.finished:
+            raise RuntimeError("Streamer: push() after flush(); call reset() to start again")
+        x = np.asarray(pcm.detach().cpu() if hasattr(pcm, "detach") else pcm)
+        if x.dtype.kind in "iu":
+            from disenttalk_fast.audio.load import _int_to_float
+
+            x = _int_to_float(x)
+        self._add_samples(self.conditioner.push(x))
+        # Row r is final once samples up to 320 r + 360 have arrived.
+        avail = self._total_samples - RIGHT_CONTEXT
+        self._compute_rows(max(0, avail // fr.ROW_HOP) if avail >= 0 else 0)
+        out = []
+        while self.rows_final >= 2 * (self.next_start + self.window):
+            start = self.next_start
+            out.append(self._run_window(start, start + self.window))
+            self.next_start += self.hop
+            self._drop_old_audio_rows()
+        return self._join(out)
+
+    feed = push
+
+    def flush(self) -> Motion:
+        """End of input: the remaining frames (the last window ends at the last frame, padded
+        with silence to a whole frame as offline: ceil(samples / 640) frames in all)."""
+        if self.finished:
+            return self._join([])
+        self._add_samples(self.conditioner.flush())
+        self.conditioner.check_content()
+        total_frames = fr.num_frames(self._total_samples)
+        self._compute_rows(fr.num_rows(total_frames))
+        out = []
+        # Windows of the regular grid that fit, then one last window ending at the last frame.
+        while self.next_start + self.window <= total_frames:
+            start = self.next_start
+            out.append(self._run_window(start, start + self.window))
+            self.next_start += self.hop
+        if self.frames_emitted < total_frames:
+            start = max(0, total_frames - self.window)
+            out.append(self._run_window(start, total_frames))
+        self.finished = True
+        return self._join(out)
+
+    def reset(self):
+        """Start a new utterance (same settings, generator re-seeded)."""
+        self.generator.manual_seed(self.settings["seed"])
+        self.conditioner = AudioConditioner(self.conditioner.source_rate, "stream")
+        self._reset_state()
+
+    def _join(self, motions: list[Motion]) -> Motion:
+        if not motions:
+            return Motion(np.zeros((0, self.ckpt.config.num_dims), np.float32),
+                          np.zeros((0, 6), np.float32), fr.FPS, self.ckpt.partition,
+                          {"first_frame": self.frames_emitted})
+        if len(motions) == 1:
+            return motions[0]
+        return Motion(np.concatenate([m.exp for m in motions]),
+                      np.concatenate([m.pose for m in motions]), fr.FPS, self.ckpt.partition,
+                      {"first_frame": motions[0].meta["first_frame"]})
+
+    # -- latency ---------------------------------------------------------------------------------
+    def latency(self) -> dict:
+        """Latency in ms from the start of a frame's audio to its emission (module docstring).
+
+        algorithmic_ms: hop x 40 ms + 2.5 ms mel lookahead + chunk_ms (worst-case buffering);
+        first_frame_algorithmic_ms: the same with the whole first window instead of one hop;
+        compute_ms / compute_max_ms: measured mean / max wall time per window so far (None
+        before the first window); total_ms = algorithmic_ms + compute_ms;
+        real_time_factor = compute_ms / (hop x 40 ms) (< 1 keeps up with live audio).
+        """
+        lookahead = 1000.0 * RIGHT_CONTEXT / fr.SAMPLE_RATE
+        algo = self.hop * FRAME_MS + lookahead + self.chunk_ms
+        first = self.window * FRAME_MS + lookahead + self.chunk_ms
+        times = self.window_seconds
+        compute = 1000.0 * float(np.mean(times)) if times else None
+        return {"algorithmic_ms": algo, "first_frame_algorithmic_ms": first,
+                "compute_ms": compute,
+                "compute_max_ms": 1000.0 * max(times) if times else None,
+                "total_ms": None if compute is None else algo + compute,
+                "real_time_factor": None if compute is None else compute / (self.hop * FRAME_MS),
+                "windows": len(times), "hop_frames": self.hop, "window_frames": self.window,
+                "steps": self.plan.num_steps, "chunk_ms": self.chunk_ms}

@@ -1,0 +1,166 @@
+"""generate() and `disenttalk generate` end to end on a tiny model."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from disenttalk_fast.checkpoint import save_checkpoint
+from disenttalk_fast.cli import main
+from disenttalk_fast.generate import build_control, fit_length, generate, load_model
+from disenttalk_fast.interop import read_motion
+from disenttalk_fast.motion import Motion
+from generate_testing import tiny_model
+
+
+@pytest.fixture(scope="module")
+def ckpt_path(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ckpt")
+    m = tiny_model()
+    rng = np.random.default_rng(0)
+    mean = rng.standard_normal(64).astype(np.float32)
+    std = (0.5 + rng.random(64)).astype(np.float32)
+    save_checkpoint(folder / "tiny.safetensors", m, partition=m.partition, exp_mean=mean,
+                    exp_std=std)
+    return folder / "tiny.safetensors"
+
+
+@pytest.fixture(scope="module")
+def wav(tmp_path_factory):
+    path = tmp_path_factory.mktemp("audio") / "speech.wav"
+    rng = np.random.default_rng(1)
+    t = np.arange(int(16000 * 1.23)) / 16000     # 1.23 s -> ceil(30.75) = 31 frames
+    x = 0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2
+    sf.write(path, (x + 0.01 * rng.standard_normal(t.size)).astype(np.float32), 16000)
+    return path
+
+
+def test_generate_end_to_end(ckpt_path, wav):
+    ckpt = load_model(ckpt_path, "cpu", "reference")
+    m = generate(ckpt, wav, steps=4, seed=3, progress=False)
+    assert isinstance(m, Motion) and m.exp.shape == (31, 64) and m.fps == 25
+    assert m.pose.shape == (31, 6) and not m.pose.any()      # static pose by default
+    assert m.partition == ckpt.partition and np.isfinite(m.exp).all()
+    assert m.meta["sampler"] == "ddim" and m.meta["seed"] == 3
+    again = generate(ckpt, wav, steps=4, seed=3, progress=False)
+    np.testing.assert_array_equal(m.exp, again.exp)           # deterministic given the seed
+    other = generate(ckpt, wav, steps=4, seed=4, progress=False)
+    assert not np.allclose(m.exp, other.exp)
+    # De-normalised with the checkpoint's stats: the bare model gives the normalised motion.
+    bare = generate(ckpt.model, wav, steps=4, seed=3, progress=False)
+    np.testing.assert_allclose(m.exp, bare.exp * ckpt.exp_std.numpy() + ckpt.exp_mean.numpy(),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_generate_inputs_path_array_features(ckpt_path, wav):
+    from disenttalk_fast.audio import extract_features
+
+    ckpt = load_model(ckpt_path, "cpu", "reference")
+    a = generate(ckpt, wav, steps=3, progress=False)
+    x, sr = sf.read(wav, dtype="float32")
+    b = generate(ckpt, x, sr=sr, steps=3, progress=False)
+    c = generate(ckpt, extract_features(wav), steps=3, progress=False)
+    np.testing.assert_allclose(a.exp, b.exp, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(a.exp, c.exp, rtol=1e-5, atol=1e-5)
+
+
+def test_ddpm_and_windows(ckpt_path, wav):
+    ckpt = load_model(ckpt_path, "cpu", "reference")
+    m = generate(ckpt, wav, sampler="ddpm", progress=False, window=12, overlap=4)
+    assert m.exp.shape == (31, 64) and m.meta["window"] == 12
+
+
+def test_pose_from_reference_ping_pong(ckpt_path, wav, tmp_path):
+    assert fit_length(np.arange(3)[:, None], 7)[:, 0].tolist() == [0, 1, 2, 1, 0, 1, 2]
+    assert fit_length(np.arange(9)[:, None], 4)[:, 0].tolist() == [0, 1, 2, 3]
+    ref = Motion(np.zeros((5, 64)), np.arange(30, dtype=np.float32).reshape(5, 6))
+    ref.save(tmp_path / "ref.npz")
+    m = generate(load_model(ckpt_path, "cpu", "reference"), wav, steps=2,
+                 pose=tmp_path / "ref.npz", progress=False)
+    np.testing.assert_array_equal(m.pose[:9], ref.pose[[0, 1, 2, 3, 4, 3, 2, 1, 0]])
+    with pytest.raises(ValueError, match="holds no pose"):
+        Motion(np.zeros((5, 64))).save(tmp_path / "nopose.npz")
+        generate(load_model(ckpt_path, "cpu", "reference"), wav, steps=2,
+                 pose=tmp_path / "nopose.npz", progress=False)
+
+
+def test_region_control(ckpt_path, wav, tmp_path):
+    ckpt = load_model(ckpt_path, "cpu", "reference")
+    part = ckpt.partition
+    lip, eye, glob = list(part.lip), list(part.eye), list(part.global_)
+    mean, std = ckpt.exp_mean.numpy(), ckpt.exp_std.numpy()
+    base = generate(ckpt, wav, steps=3, progress=False)
+    scaled = generate(ckpt, wav, steps=3, progress=False,
+                      control=build_control(ckpt, 31, scale={"lip": 1.5}))
+    np.testing.assert_allclose((scaled.exp[:, lip] - mean[lip]) / std[lip],
+                               1.5 * (base.exp[:, lip] - mean[lip]) / std[lip], rtol=1e-4,
+                               atol=1e-4)
+    np.testing.assert_allclose(scaled.exp[:, eye], base.exp[:, eye], rtol=1e-5, atol=1e-5)
+    ref = Motion(np.random.default_rng(0).standard_normal((40, 64)).astype(np.float32))
+    ref.save(tmp_path / "eyes.npz")
+    ctrl = build_control(ckpt, 31, replace_from={"eye": tmp_path / "eyes.npz"},
+                         freeze=("global",))
+    m = generate(ckpt, wav, steps=3, progress=False, control=ctrl)
+    np.testing.assert_allclose(m.exp[:, eye], ref.exp[:31, eye], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(m.exp[:, glob], np.broadcast_to(mean[glob], (31, len(glob))),
+                               rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name,fmt", [("out.npz", None), ("out.mat", None), ("out.npy", None),
+                                      ("out.txt", None), ("out73.npy", "descriptor73")])
+def test_cli_writes_every_format(ckpt_path, wav, tmp_path, capsys, name, fmt):
+    out = tmp_path / name
+    argv = ["generate", str(wav), "--model", str(ckpt_path), "-o", str(out), "--steps", "2",
+            "--no-progress", "--seed", "1"]
+    if fmt:
+        argv += ["--format", fmt]
+    assert main(argv) == 0
+    line = capsys.readouterr().out.strip()
+    assert "31 frames" in line and "motion FPS" in line
+    m = read_motion(out)
+    assert m.exp.shape == (31, 64) and np.isfinite(m.exp).all()
+
+
+def test_cli_region_flags_and_video(ckpt_path, wav, tmp_path, capsys):
+    pytest.importorskip("av")
+    ref = tmp_path / "ref.npz"
+    Motion(np.zeros((10, 64)), np.full((10, 6), 0.05, np.float32)).save(ref)
+    out = tmp_path / "talk.mp4"
+    assert main(["generate", str(wav), "--model", str(ckpt_path), "-o", str(out), "--steps", "2",
+                 "--no-progress", "--size", "64", "--pose-from", str(ref), "--eyes-from",
+                 str(ref), "--lip-scale", "1.2", "--freeze", "global"]) == 0
+    assert out.stat().st_size > 0 and "video" in capsys.readouterr().out
+    import av
+
+    with av.open(str(out)) as f:
+        kinds = {s.type for s in f.streams}
+    assert kinds == {"video", "audio"}
+
+
+@pytest.mark.parametrize("case,match", [
+    ("missing_model", "no such checkpoint"), ("bad_ext", "unknown output type"),
+    ("missing_audio", "no such audio file"), ("bad_format", "is written as")])
+def test_cli_errors_are_one_line(ckpt_path, wav, tmp_path, capsys, case, match):
+    model, audio, out, extra = str(ckpt_path), str(wav), str(tmp_path / "o.npz"), []
+    if case == "missing_model":
+        model = str(tmp_path / "nope.safetensors")
+    elif case == "bad_ext":
+        out = str(tmp_path / "o.bin")
+    elif case == "missing_audio":
+        audio = str(tmp_path / "nope.wav")
+    else:
+        extra = ["--format", "deep3d-mat"]
+    assert main(["generate", audio, "--model", model, "-o", out, "--no-progress"] + extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert match in err and "\n" not in err
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # The tiny model's ops are far too small to gain from threads; on a shared, loaded CPU the
+    # intra-op pool's spinning makes them tens of times slower.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -1,0 +1,125 @@
+"""Streamer: streamed motion equals offline windowed generation; chunk borders leave no trace."""
+
+import numpy as np
+import pytest
+import torch
+
+from disenttalk_fast.generate import as_checkpoint, build_control, generate
+from disenttalk_fast.stream import Streamer
+from generate_testing import tiny_model
+
+HOP, OVERLAP = 3, 5
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def model():
+    # Two causal audio layers: the encoder needs carried-over context across windows.
+    return tiny_model(seed=1, audio_layers=2, audio_kernel=3)
+
+
+def speech_like(seconds, seed=0, sr=16000):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(sr * seconds)) / sr
+    x = 0.3 * np.sin(2 * np.pi * 180 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 2.7 * t))
+    return (x + 0.02 * rng.standard_normal(t.size) + 0.05).astype(np.float32)   # + DC offset
+
+
+def stream(model, x, chunk_sizes, **kw):
+    s = Streamer(model, hop_frames=HOP, overlap_frames=OVERLAP, steps=3, seed=7, **kw)
+    parts, i, k = [], 0, 0
+    while i < x.shape[0]:
+        n = chunk_sizes[k % len(chunk_sizes)]
+        parts.append(s.push(x[i:i + n]))
+        i, k = i + n, k + 1
+    parts.append(s.flush())
+    return s, parts
+
+
+def offline(model, x, **kw):
+    return generate(model, x, steps=3, seed=7, window=HOP + OVERLAP, overlap=OVERLAP,
+                    progress=False, **kw)
+
+
+def close(a, b):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(b).max())))
+
+
+@pytest.mark.parametrize("seconds", [0.2, 0.32, 1.0, 1.37])   # < window, = window, longer, odd
+def test_stream_equals_offline_windowed(model, seconds):
+    x = speech_like(seconds)
+    ref = offline(model, x)
+    s, parts = stream(model, x, [160, 8000, 1234, 3200, 17])   # 10 ms .. 500 ms and odd sizes
+    got = np.concatenate([p.exp for p in parts])
+    assert got.shape == ref.exp.shape
+    close(got, ref.exp)
+    firsts = [p.meta["first_frame"] for p in parts if p.num_frames]
+    assert firsts == sorted(firsts) and firsts[0] == 0
+
+
+def test_chunk_size_does_not_matter(model):
+    x = speech_like(1.1, seed=2)
+    outs = []
+    for sizes in ([160], [8000], [3], [641, 639, 7777]):
+        _, parts = stream(model, x, sizes)
+        outs.append(np.concatenate([p.exp for p in parts]))
+    for o in outs[1:]:
+        close(o, outs[0])
+
+
+def test_frames_are_emitted_as_soon_as_final(model):
+    x = speech_like(1.0)
+    s = Streamer(model, hop_frames=HOP, overlap_frames=OVERLAP, steps=2)
+    window = HOP + OVERLAP
+    # The first window needs rows < 2 * window, i.e. samples up to 640 * window + 40.
+    assert s.push(x[:640 * window + 39]).num_frames == 0
+    assert s.push(x[640 * window + 39:640 * window + 40]).num_frames == window
+    assert s.push(x[640 * window + 40:640 * (window + HOP) + 40]).num_frames == HOP
+    lat = s.latency()
+    assert lat["algorithmic_ms"] == pytest.approx(HOP * 40 + 2.5 + 20.0)
+    assert lat["windows"] == 2 and lat["compute_ms"] > 0 and lat["total_ms"] > lat["algorithmic_ms"]
+
+
+def test_stream_int16_stereo_44k_matches_offline(model):
+    x = speech_like(0.9, sr=44100)
+    stereo = (np.stack([x, 0.5 * x], 1) * 32767).astype(np.int16)
+    ref = offline(model, stereo, sr=44100)
+    _, parts = stream(model, stereo, [441, 4410, 999], sample_rate=44100)
+    close(np.concatenate([p.exp for p in parts]), ref.exp)
+
+
+def test_stream_with_region_control_and_pose(model):
+    x = speech_like(0.8)
+    ckpt_like = as_checkpoint(model)
+    n = 20
+    ctrl = build_control(ckpt_like, n, scale={"lip": 1.4}, freeze=("global",))
+    pose = np.random.default_rng(0).standard_normal((7, 6)).astype(np.float32)
+    ref = offline(model, x, control=ctrl, pose=pose)
+    _, parts = stream(model, x, [1000], control=ctrl, pose=pose)
+    close(np.concatenate([p.exp for p in parts]), ref.exp)
+    np.testing.assert_array_equal(np.concatenate([p.pose for p in parts]), ref.pose)
+
+
+def test_stream_errors(model):
+    with pytest.raises(ValueError, match="hop_frames"):
+        Streamer(model, hop_frames=0)
+    s = Streamer(model, hop_frames=2, overlap_frames=2)
+    with pytest.raises(ValueError, match="no samples"):
+        s.flush()
+    s = Streamer(model, hop_frames=2, overlap_frames=2)
+    s.push(np.zeros(700, np.float32))
+    s.flush()
+    with pytest.raises(RuntimeError, match="after flush"):
+        s.push(np.zeros(10, np.float32))
+    s.reset()
+    assert s.push(np.zeros(10, np.float32)).num_frames == 0
+    hub = tiny_model(feature_type="hubert", audio_dim=32)
+    with pytest.raises(ValueError, match="mel"):
+        Streamer(hub)
