@@ -13,6 +13,7 @@ COMMANDS = {
     "info": "info",
     "disentangle": "disentangle",
     "synth-corpus": "synth_corpus",
+    "demo": "demo",
     "prepare": "prepare",
     "generate": "generate",
     "bench": "bench",
