@@ -247,3 +247,33 @@ def test_window_encoding_equals_full_encoding(audio_layers, audio_kernel):
                 torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="starts at row 24"):
         model.encode_audio_window(audio, 12, 14)
+
+
+def test_state_dict_names_are_stable():
+    """Checkpoints and the FastDenoiser rely on these exact keys and shapes."""
+    from disenttalk_fast.config import DisentTalkConfig
+
+    state = DisentTalkDenoiser(DisentTalkConfig()).state_dict()
+    block0 = {k[len("blocks.0."):]: tuple(v.shape) for k, v in state.items()
+              if k.startswith("blocks.0.")}
+    assert block0 == {
+        "norm.weight": (256,), "norm.bias": (256,),
+        "attn_qkv.lip.weight": (288, 96), "attn_qkv.lip.bias": (288,),
+        "attn_qkv.eye.weight": (192, 64), "attn_qkv.eye.bias": (192,),
+        "attn_qkv.global.weight": (288, 96), "attn_qkv.global.bias": (288,),
+        "attn_fuse.weight": (256, 256), "attn_fuse.bias": (256,),
+        "tconv.dw_weight": (3, 256, 3), "tconv.dw_bias": (3, 256),
+        "tconv.pw.weight": (256, 768), "tconv.pw.bias": (256,),
+        "local_conv.weight": (256, 5), "local_conv.bias": (256,),
+        "cross_q.weight": (256, 256), "cross_q.bias": (256,),
+        "cross_kv.weight": (512, 256), "cross_kv.bias": (512,),
+        "out_fuse.weight": (256, 512), "out_fuse.bias": (256,),
+        "film.weight": (512, 256), "film.bias": (512,),
+    }
+    others = {k.split(".")[0] for k in state if not k.startswith("blocks.")}
+    assert others == {"null_audio", "in_proj", "time_embed", "audio_encoder", "out_norm",
+                      "out_proj"}
+    assert {k for k in state if k.startswith("in_proj.")} == {
+        f"in_proj.{r}.{p}" for r in ("lip", "eye", "global") for p in ("weight", "bias")}
+    assert sum(1 for k in state if k.endswith(".film.bias")) == 6
+    assert sum(v.numel() for v in state.values()) == 5_415_488
