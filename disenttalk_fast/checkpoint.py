@@ -74,7 +74,8 @@ def save_checkpoint(path: str | os.PathLike, model: DisentTalkDenoiser, *, parti
     config = model.config
     if partition != model.partition:
         raise ValueError(f"{path}: the partition given differs from the model's partition")
-    mean, std = _stats_tensor(exp_mean, "exp_mean", config), _stats_tensor(exp_std, "exp_std", config)
+    mean = _stats_tensor(exp_mean, "exp_mean", config)
+    std = _stats_tensor(exp_std, "exp_std", config)
     if not torch.all(std > 0):
         raise ValueError(f"{path}: exp_std must be > 0 in every dim")
 

@@ -51,8 +51,8 @@ def test_ema_weights(saved):
     for key, value in ema.items():
         assert torch.equal(ckpt.model.state_dict()[key], value)
         assert torch.equal(ckpt.ema_state[key], value)
-    plain = tmp = path.with_name("plain.safetensors")
-    save_checkpoint(tmp, model, partition=model.partition, exp_mean=torch.zeros(16),
+    plain = path.with_name("plain.safetensors")
+    save_checkpoint(plain, model, partition=model.partition, exp_mean=torch.zeros(16),
                     exp_std=torch.ones(16))
     ckpt = load_checkpoint(plain, use_ema=True)     # no EMA in the file: the weights
     assert ckpt.ema_state is None and ckpt.meta == {}

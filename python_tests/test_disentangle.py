@@ -81,7 +81,8 @@ def test_conflict_goes_to_the_larger_score():
     eye = np.array([6.0, 2.0, 0.0, 1.0, 0.5, 0.0])
     assert select_regions(lip, eye, 2, 2) == ([1, 2], [0, 3])
     # An exact tie goes to lip.
-    assert select_regions(np.array([1.0, 0.5, 0, 0]), np.array([1.0, 0.2, 0.1, 0]), 1, 1) == ([0], [1])
+    tie = select_regions(np.array([1.0, 0.5, 0, 0]), np.array([1.0, 0.2, 0.1, 0]), 1, 1)
+    assert tie == ([0], [1])
     # Chains of conflicts: after losing dim 0, eye's next best (1) is lip's too and lip wins it.
     lip = np.array([9.0, 8.0, 0.0, 0.0, 0.0])
     eye = np.array([3.0, 2.0, 1.0, 0.0, 0.0])

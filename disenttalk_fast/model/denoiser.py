@@ -27,7 +27,8 @@ from disenttalk_fast.partition import REGIONS, Partition
 from disenttalk_fast.reference.causal_cross_attention import ROWS_PER_FRAME
 
 
-def model_regions(config: DisentTalkConfig, partition: Partition) -> dict[str, tuple[tuple[int, ...], int]]:
+def model_regions(config: DisentTalkConfig,
+                  partition: Partition) -> dict[str, tuple[tuple[int, ...], int]]:
     """Region name -> (expression dims, channel width), in channel order.
 
     With `config.disentangle` False (the ablation) there is one region "all" holding every dim
@@ -208,7 +209,8 @@ class DisentTalkDenoiser(nn.Module):
         if t.dim() == 0 or t.shape == (1,):
             t = t.reshape(1).expand(batch)
         if t.shape != (batch,):
-            raise ValueError(f"DisentTalkDenoiser: t must be (B,) = ({batch},), got {tuple(t.shape)}")
+            raise ValueError(f"DisentTalkDenoiser: t must be (B,) = ({batch},), "
+                             f"got {tuple(t.shape)}")
         return t
 
     def _check_features(self, audio) -> None:
