@@ -196,3 +196,13 @@ def test_empty_or_broken_audio(model):
         sample(model, torch.full((1, 10, 6), float("nan")))
     with pytest.raises(ValueError, match="num_frames is required"):
         sample(model, None)
+
+
+def test_a_precomputed_audio_cache_gives_the_same_motion(model):
+    cache = model.encode_audio(AUDIO)
+    a = sample(model, AUDIO, steps=5, seed=2)
+    assert torch.equal(sample(model, cache, steps=5, seed=2), a)
+    short = sample(model, cache, num_frames=9, steps=5, seed=2)
+    assert short.shape == (2, 9, 12)
+    with pytest.raises(ValueError, match="num_frames=20 exceeds the 15 frames"):
+        sample(model, cache, num_frames=20)

@@ -82,5 +82,5 @@ def train_sync_expert(clips, lip_dims, *, steps: int = 2000, batch_size: int = 6
         loss.backward()
         opt.step()
         if progress is not None:
-            progress(step, float(loss))
+            progress(step, float(loss.detach()))
     return expert.freeze()
