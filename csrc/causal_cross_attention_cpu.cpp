@@ -27,8 +27,12 @@ void transpose_keys(const float* k, float* kT, int64_t B, int64_t S, int64_t Sk,
       const int64_t b = bh / H, h = bh % H;
       const float* src = k + (b * S * H + h) * D;
       float* dst = kT + bh * D * Sk;
-      for (int64_t s = 0; s < S; ++s)
-        for (int64_t j = 0; j < D; ++j) dst[j * Sk + s] = src[s * H * D + j];
+      // Eight keys at a time: their rows stay in L1 while every dim writes 8 contiguous floats.
+      for (int64_t s0 = 0; s0 < S; s0 += 8) {
+        const int64_t n = std::min<int64_t>(8, S - s0);
+        for (int64_t j = 0; j < D; ++j)
+          for (int64_t t = 0; t < n; ++t) dst[j * Sk + s0 + t] = src[(s0 + t) * H * D + j];
+      }
       for (int64_t j = 0; j < D; ++j) std::fill(dst + j * Sk + S, dst + (j + 1) * Sk, 0.f);
     }
   });
