@@ -187,3 +187,29 @@ def test_train_sync_command(npz, tmp_path, capsys):
     assert "sync expert over lip dims [0, 1, 2]" in capsys.readouterr().out
     assert run_cli("train", npz, "--out", tmp_path / "ck.safetensors", "--steps", 1,
                    "--config", TINY, "--sync-expert", out, "--no-progress") == 0
+
+
+def test_train_command_on_a_prepared_dataset_folder(tmp_path, capsys):
+    """`disenttalk prepare` output -> ClipDataset (mel features) -> `disenttalk train`."""
+    import soundfile as sf
+
+    from disenttalk_fast.data import prepare_dataset
+    from disenttalk_fast.interop import write_motion
+    from disenttalk_fast.motion import Motion
+
+    audio_dir, coeff_dir = tmp_path / "audio", tmp_path / "coeffs"
+    audio_dir.mkdir()
+    coeff_dir.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        sf.write(audio_dir / f"c{i}.wav", (rng.standard_normal(24 * 640) * 0.1).astype(np.float32),
+                 16000)
+        write_motion(Motion(rng.standard_normal((24, 12)).astype(np.float32), None, 25.0),
+                     coeff_dir / f"c{i}.npz")
+    prepare_dataset(audio_dir, coeff_dir, tmp_path / "ds", val_fraction=0.0)
+    out = tmp_path / "ck.safetensors"
+    assert run_cli("train", tmp_path / "ds", "--out", out, "--steps", 1, "--config", TINY,
+                   "--no-progress") == 0
+    ck = load_checkpoint(out)
+    assert ck.config.audio_dim == 80 and ck.config.feature_type == "mel"
+    assert "2 clips, mel features" in capsys.readouterr().out
