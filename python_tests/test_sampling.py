@@ -69,7 +69,7 @@ def test_samplers_draw_from_the_prior_of_an_exact_denoiser(sampler, steps, eta):
     variance comes out a little low — about 0.9 at T = 100 — because the ancestral step uses
     the posterior variance beta~_t, a known lower bound; a wrong coefficient is far off.)"""
     m = GaussianProcessDenoiser(tiny_config(timesteps=100), length_scale=4.0)
-    x = sample(m, None, 48, batch=16, sampler=sampler, steps=steps, eta=eta, seed=0)
+    x = sample(m, None, 48, batch=16, sampler=sampler, steps=steps, eta=eta, seed=0, window=48)
     var = x.var().item()
     lag1 = (x[:, 1:] * x[:, :-1]).mean().item() / var
     assert 0.8 < var < 1.1, var
@@ -114,7 +114,11 @@ def test_windowed_real_model_runs_and_holds_the_overlap(model):
     assert x.shape == (1, 15, 12) and torch.isfinite(x).all()
     assert calls[-1] == (16, 16) and len(calls) == 16     # 4 windows x 4 steps
     whole = sample(model, AUDIO[:1], sampler="ddim", steps=4, window=15, overlap=2, seed=0)
+    # the default window is the model's training window (16 frames here: one window)
     assert torch.equal(whole, sample(model, AUDIO[:1], sampler="ddim", steps=4, seed=0))
+    long_audio = torch.randn(1, 80, 6)
+    assert torch.equal(sample(model, long_audio, steps=2, seed=0),
+                       sample(model, long_audio, steps=2, seed=0, window=16, overlap=3))
 
 
 def test_step_is_pure(model):

@@ -78,14 +78,18 @@ def prepare_audio(model, audio, num_frames: int | None, batch: int | None, devic
 
 def sample(model, audio=None, num_frames: int | None = None, *, sampler: str = "ddim",
            steps: int | None = 25, eta: float = 0.0, guidance: float = 2.0, seed: int = 0,
-           control: RegionControl | None = None, window: int | None = None, overlap: int = 16,
+           control: RegionControl | None = None, window: int | None = None,
+           overlap: int | None = None,
            batch: int | None = None, diffusion: GaussianDiffusion | None = None,
            progress=None) -> torch.Tensor:
     """Generate (B, L, N) normalised expressions. See the module docstring.
 
     sampler "ddim" (steps S <= T, eta in [0, 1]) or "ddpm" (all T steps; steps must be None or
-    T). guidance: the classifier-free scale s >= 0 (1 = conditional only). window / overlap:
-    frames per window and frames shared with the previous window (None = one window).
+    T; the DDIM default 25 is ignored for ddpm). guidance: the classifier-free scale s >= 0
+    (1 = conditional only). window / overlap: frames per window and frames shared with the
+    previous window; window None = the model's training window (config.window: the lengths it
+    has seen, and bounded memory for any input), overlap None = a fifth of the window. Pass
+    window >= num_frames for one window.
     progress(done, total) after every denoising step.
     """
     guidance = check_guidance(guidance)
@@ -102,7 +106,9 @@ def sample(model, audio=None, num_frames: int | None = None, *, sampler: str = "
         with torch.inference_mode():
             cond, b, n = prepare_audio(model, audio, num_frames, batch, device)
             if window is None:
-                window, overlap = max(2, n), 0
+                window = max(2, int(getattr(model.config, "window", n)))
+            if overlap is None:
+                overlap = window // 5
             check_window(window, overlap)
             null = model.encode_audio(None, num_frames=n, batch=b)
             if cond is None:
