@@ -2,8 +2,9 @@
 //
 // multi_dilation_dwconv is a small GEMM per time tile: each task takes one (batch, tile of up to
 // 48 time steps), computes the tile's n*C depthwise outputs straight from the input (tile + halo
-// rows, hot in L1/L2) into a thread-local packed buffer, then multiplies the pointwise weight by it
-// with a register-blocked 6x16 micro-kernel (6 output channels x 16 time steps, 12 accumulators).
+// rows, transposed once so the convs vectorise over time) into a thread-local packed buffer, then
+// multiplies the pointwise weight by it with a register-blocked 6x16 micro-kernel (6 output
+// channels x 16 time steps, 12 accumulators).
 // Nothing of size (B, L, n*C) is ever written.
 #include <algorithm>
 #include <cstring>
@@ -68,43 +69,47 @@ void micro_kernel(const float* const* w_rows, const float* Dp, int64_t K, const 
     for (int r = 0; r < rows; ++r) out[t * ldo + r] = tmp[r][t];
 }
 
-// Dp[t / kNR][k][t % kNR] = depthwise output k = i*C + c at time step t0 + t of sample xb, for
-// t < rows (zero for the padding up to the panel). wT: (n, 3, C) transposed depthwise weights so
-// the channel loops are contiguous and vectorise; row: scratch of n*C floats.
-void depthwise_panels(const float* xb, int64_t L, int64_t C, int64_t t0, int64_t rows,
-                      const float* wT, const float* dw_bias, const int64_t* dil, int n,
-                      float* row, float* Dp) {
-  const int64_t K = n * C;
-  for (int64_t t = 0; t < rows; ++t) {
-    const int64_t tt = t0 + t;
-    const float* xc = xb + tt * C;
-    for (int i = 0; i < n; ++i) {
-      const float* __restrict__ w = wT + i * 3 * C;
-      float* __restrict__ d = row + i * C;
-      const float* __restrict__ bi = dw_bias + i * C;
-      const int64_t dl = dil[i];
-      const bool has_left = tt - dl >= 0, has_right = tt + dl < L;
-      const float* xl = xc - dl * C;
-      const float* xr = xc + dl * C;
-      if (has_left && has_right) {
-        for (int64_t c = 0; c < C; ++c)
-          d[c] = bi[c] + w[c] * xl[c] + w[C + c] * xc[c] + w[2 * C + c] * xr[c];
-      } else {  // near the sequence ends: the missing taps read the zero padding
-        for (int64_t c = 0; c < C; ++c) d[c] = bi[c] + w[C + c] * xc[c];
-        if (has_left)
-          for (int64_t c = 0; c < C; ++c) d[c] += w[c] * xl[c];
-        if (has_right)
-          for (int64_t c = 0; c < C; ++c) d[c] += w[2 * C + c] * xr[c];
+// xT[c][j] = x[b, t0 - H + j, c] for j < TT (zero outside the sequence): the tile plus its halo,
+// transposed so that the depthwise convs below can vectorise over time. Blocked 8 x 8 so both the
+// reads and the writes stay within a few cache lines.
+void transpose_tile(const float* xb, int64_t L, int64_t C, int64_t t0, int64_t H, int64_t TT,
+                    float* xT) {
+  for (int64_t j0 = 0; j0 < TT; j0 += 8)
+    for (int64_t c0 = 0; c0 < C; c0 += 8) {
+      const int64_t j1 = std::min(j0 + 8, TT), c1 = std::min(c0 + 8, C);
+      for (int64_t j = j0; j < j1; ++j) {
+        const int64_t t = t0 - H + j;
+        if (t >= 0 && t < L) {
+          const float* src = xb + t * C;
+          for (int64_t c = c0; c < c1; ++c) xT[c * TT + j] = src[c];
+        } else {
+          for (int64_t c = c0; c < c1; ++c) xT[c * TT + j] = 0.f;
+        }
       }
     }
-    float* dst = Dp + (t / kNR) * K * kNR + t % kNR;
-    for (int64_t k = 0; k < K; ++k) dst[k * kNR] = row[k];
-  }
-  // Time steps past `rows` in the last panel are multiplied but never stored: keep them finite.
-  for (int64_t t = rows; t % kNR != 0; ++t) {
-    float* dst = Dp + (t / kNR) * K * kNR + t % kNR;
-    for (int64_t k = 0; k < K; ++k) dst[k * kNR] = 0.f;
-  }
+}
+
+// Dp[p][i*C + c][0..kNR) = depthwise output (branch i, channel c) at the panel's kNR time steps,
+// straight in the micro-kernel's layout: two 8-wide FMAs chains per (i, c) reading the transposed
+// tile at offsets -d, 0, +d. Time steps past the sequence end read zeros (bias only; not stored).
+void depthwise_panels(const float* xT, int64_t TT, int64_t H, int64_t C, int64_t panels,
+                      const float* dw_weight, const float* dw_bias, const int64_t* dil, int n,
+                      float* Dp) {
+  const int64_t K = n * C;
+  for (int64_t p = 0; p < panels; ++p)
+    for (int i = 0; i < n; ++i) {
+      const int64_t d = dil[i];
+      for (int64_t c = 0; c < C; ++c) {
+        const float* w = dw_weight + (i * C + c) * 3;
+        const v8 w0 = splat(w[0]), w1 = splat(w[1]), w2 = splat(w[2]);
+        const v8 bias = splat(dw_bias[i * C + c]);
+        const float* xr = xT + c * TT + p * kNR + H;
+        float* dst = Dp + p * K * kNR + (i * C + c) * kNR;
+        for (int h = 0; h < kNR; h += 8)
+          store8(dst + h, bias + w0 * load8(xr + h - d) + w1 * load8(xr + h) +
+                              w2 * load8(xr + h + d));
+      }
+    }
 }
 
 }  // namespace
@@ -117,34 +122,35 @@ void multi_dilation_dwconv_forward_cpu(const float* x, const float* dw_weight,
   DT_CHECK(n >= 1 && n <= kMaxDilations, "multi_dilation_dwconv: 1 to 4 dilations supported");
   if (B * L * Cout == 0) return;
   const int64_t K = n * C;
-  std::vector<float> wT(n * 3 * C);
-  for (int i = 0; i < n; ++i)
-    for (int j = 0; j < 3; ++j)
-      for (int64_t c = 0; c < C; ++c) wT[(i * 3 + j) * C + c] = dw_weight[(i * C + c) * 3 + j];
+  int64_t H = 0;  // halo: the largest dilation
+  for (int i = 0; i < n; ++i) H = std::max(H, dil[i]);
 
   // Shrink the time tile (in whole panels) when there would be too few tasks for the threads.
   int64_t tile = kTile;
   while (tile > kNR && B * ((L + tile - 1) / tile) < 2 * std::max(num_threads, 1)) tile -= kNR;
   const int64_t tiles_per_sample = (L + tile - 1) / tile;
+  const int64_t TT = tile + 2 * H;  // transposed tile length, halo included
 
   parallel_for(B * tiles_per_sample, 1, num_threads, [&](int64_t begin, int64_t end) {
     // Grows and is kept: the next call (the next diffusion step) reuses the same memory.
     thread_local std::vector<float> scratch;
-    scratch.resize(K + tile * K);
-    float* row = scratch.data();
-    float* Dp = row + K;
+    scratch.resize(C * TT + tile * K);
+    float* xT = scratch.data();
+    float* Dp = xT + C * TT;
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / tiles_per_sample;
       const int64_t t0 = (task % tiles_per_sample) * tile;
       const int64_t rows = std::min(tile, L - t0);
-      depthwise_panels(x + b * L * C, L, C, t0, rows, wT.data(), dw_bias, dil, n, row, Dp);
+      const int64_t panels = (rows + kNR - 1) / kNR;
+      transpose_tile(x + b * L * C, L, C, t0, H, TT, xT);
+      depthwise_panels(xT, TT, H, C, panels, dw_weight, dw_bias, dil, n, Dp);
       float* ob = out + (b * L + t0) * Cout;
       for (int64_t o0 = 0; o0 < Cout; o0 += kMR) {
         const int valid = static_cast<int>(std::min<int64_t>(kMR, Cout - o0));
         const float* w_rows[kMR];
         for (int r = 0; r < kMR; ++r) w_rows[r] = pw_weight + (o0 + std::min(r, valid - 1)) * K;
         // These 6 weight rows stay in L1 while the tile's panels stream past them from L2.
-        for (int64_t p = 0; p * kNR < rows; ++p)
+        for (int64_t p = 0; p < panels; ++p)
           micro_kernel(w_rows, Dp + p * K * kNR, K, pw_bias ? pw_bias + o0 : nullptr,
                        ob + p * kNR * Cout + o0, Cout, valid,
                        static_cast<int>(std::min<int64_t>(kNR, rows - p * kNR)));
