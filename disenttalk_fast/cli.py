@@ -14,6 +14,7 @@ COMMANDS = {
     "disentangle": "disentangle",
     "synth-corpus": "synth_corpus",
     "demo": "demo",
+    "eval": "eval",
     "prepare": "prepare",
     "generate": "generate",
     "bench": "bench",
@@ -50,4 +51,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # Run the copy imported as disenttalk_fast.cli, not this __main__ one: command modules raise
+    # that module's UserError, which must be the class caught in main().
+    from disenttalk_fast.cli import main as _main
+
+    sys.exit(_main())
