@@ -44,7 +44,8 @@ def run_case(suite: str, case, device: torch.device, providers, budget_s: float,
             continue
         fn = _callable(case, p, device)
         try:
-            t = measure(fn, device, budget_s=budget_s)
+            t = measure(fn, device, budget_s=budget_s, warmup=getattr(case, "warmup", 3),
+                        min_repeats=getattr(case, "min_repeats", 5))
         except Exception as exc:  # a provider that cannot run this case is reported, not fatal
             msg = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
             rows.append(Row(suite, _name(case), case.shape, p, f"skipped: {msg}"))

@@ -1,0 +1,86 @@
+"""Whole-model benchmark cases: one denoiser step and whole sampling runs.
+
+Providers: "eager" = the reference DisentTalkDenoiser, "compile" = torch.compile of it,
+"cpu" / "cuda" / "triton" = FastDenoiser on that backend (with the CUDA-graph step on the GPU).
+Shapes: the default model (DESIGN section 5), the paper's 53-second clip (1325 frames) with
+guidance (conditional + unconditional rows in one batch of 2), DDPM-400, DDIM-50 and DDIM-10,
+and a streaming chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from disenttalk_fast._torch import torch
+from disenttalk_fast.bench.providers import compile_mode
+from disenttalk_fast.config import DisentTalkConfig
+from disenttalk_fast.model import DisentTalkDenoiser
+from disenttalk_fast.model.fast import FastDenoiser
+from disenttalk_fast.sampling import sample
+
+
+@dataclass
+class ModelCase:
+    name: str
+    shape: str
+    run_reference: Callable[[], object]
+    run_backend: Callable[[str], object]
+    bytes_moved: int | None = None
+    warmup: int = 2          # whole sampling runs take seconds: fewer warm-ups and repeats
+    min_repeats: int = 5
+
+
+def _models(device, dtype, config):
+    torch.manual_seed(0)
+    ref = DisentTalkDenoiser(config).eval().to(device=device, dtype=dtype)
+    fast = {}
+
+    def get(provider):
+        if provider == "compile":
+            return torch.compile(ref, mode=compile_mode(device))
+        if provider not in fast:
+            fast[provider] = FastDenoiser.from_reference(ref, provider)
+        return fast[provider]
+
+    return ref, get
+
+
+def model_cases(device: torch.device, dtype: torch.dtype, quick: bool = False):
+    config = DisentTalkConfig()
+    ref, get = _models(device, dtype, config)
+    step_frames = (250,) if quick else (250, 1325)
+    for L in step_frames:
+        z = torch.randn(2, L, config.num_dims, device=device, dtype=dtype)
+        t = torch.full((2,), 200, device=device, dtype=torch.long)
+        audio = torch.randn(2, 2 * L, config.audio_dim, device=device, dtype=dtype)
+        with torch.no_grad():
+            cache = ref.encode_audio(audio)
+
+        def step(model, z=z, t=t, cache=cache):
+            with torch.inference_mode():
+                return model(z, t, cache)
+
+        yield ModelCase("denoiser step", f"B=2 L={L}", lambda s=step: s(ref),
+                        lambda p, s=step: s(get(p)))
+
+    clip = 250 if quick else 1325
+    runs = [("DDIM-10", "ddim", 10), ("DDIM-25", "ddim", 25)] if quick else \
+        [("DDIM-10", "ddim", 10), ("DDIM-50", "ddim", 50), ("DDPM-400", "ddpm", None)]
+    audio = torch.randn(1, 2 * clip, config.audio_dim, device=device, dtype=dtype)
+    for label, sampler, steps in runs:
+        def run(model, sampler=sampler, steps=steps):
+            return sample(model, audio, sampler=sampler, steps=steps, guidance=2.0, seed=0)
+
+        yield ModelCase(f"sample {label} +CFG", f"{clip} frames", lambda r=run: r(ref),
+                        lambda p, r=run: r(get(p)), warmup=1, min_repeats=2)
+
+    # A streaming chunk: one 2-second window (50 frames) sampled with DDIM-10, the unit of work
+    # the Streamer repeats.
+    chunk = torch.randn(1, 100, config.audio_dim, device=device, dtype=dtype)
+
+    def stream_chunk(model):
+        return sample(model, chunk, sampler="ddim", steps=10, guidance=2.0, seed=0)
+
+    yield ModelCase("stream chunk DDIM-10 +CFG", "50 frames", lambda: stream_chunk(ref),
+                    lambda p: stream_chunk(get(p)), warmup=1, min_repeats=3)
