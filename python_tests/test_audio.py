@@ -153,3 +153,14 @@ def test_long_file_loads_in_bounded_memory(tmp_path):
     tracemalloc.stop()
     assert abs(y.size - seconds * 16000) <= 2
     assert peak < 24e6, f"peak {peak / 1e6:.1f} MB"
+
+
+def test_one_pole_matches_the_recursion():
+    from disenttalk_fast.audio.load import one_pole
+
+    d = np.random.default_rng(0).standard_normal(5000)
+    want, y = np.empty_like(d), 0.3
+    for i, v in enumerate(d):
+        y = v + 0.995 * y
+        want[i] = y
+    np.testing.assert_allclose(one_pole(d, 0.3, 0.995), want, rtol=1e-10, atol=1e-10)

@@ -88,12 +88,13 @@ class AudioConditioner:
     def _dc_and_clip(self, x: np.ndarray) -> np.ndarray:
         if x.size == 0:
             return np.zeros(0, np.float32)
-        from scipy.signal import lfilter
-
         # y[n] = x[n] - x[n-1] + R y[n-1], carrying x[-1], y[-1] across blocks.
-        zi = np.array([DC_POLE * self._dc_prev_y - self._dc_prev_x])
-        y, _ = lfilter([1.0, -1.0], [1.0, -DC_POLE], x.astype(np.float64), zi=zi)
-        self._dc_prev_x = float(x[-1])
+        x64 = x.astype(np.float64)
+        d = np.empty_like(x64)
+        d[0] = x64[0] - self._dc_prev_x
+        np.subtract(x64[1:], x64[:-1], out=d[1:])
+        y = one_pole(d, self._dc_prev_y, DC_POLE)
+        self._dc_prev_x = float(x64[-1])
         self._dc_prev_y = float(y[-1])
         over = np.abs(y) > 1.0
         n_over = int(over.sum())
@@ -113,6 +114,23 @@ class AudioConditioner:
             raise AudioError(f"{self.name}: contains no samples (zero-length audio)")
         if self.finite_frames == 0:
             raise AudioError(f"{self.name}: every sample is NaN or infinite")
+
+
+def one_pole(d: np.ndarray, y_prev: float, pole: float, block: int = 2048) -> np.ndarray:
+    """y[n] = d[n] + pole * y[n-1] (y[-1] = y_prev), vectorised per block of `block` samples:
+    y[n] = pole^n (sum_{j<=n} pole^-j d[j]) + pole^(n+1) y_prev. The block keeps pole^-j small
+    (0.995^-2048 ~ 3e4) so float64 stays exact to ~1e-12. (scipy.signal.lfilter would do, but
+    importing scipy.signal costs seconds.)"""
+    k = np.arange(min(block, d.size), dtype=np.float64)
+    pk, pinv = pole ** k, pole ** -k
+    out = np.empty_like(d)
+    for s in range(0, d.size, block):
+        seg = d[s:s + block]
+        m = seg.size
+        y = pk[:m] * np.cumsum(seg * pinv[:m]) + (pole * pk[:m]) * y_prev
+        out[s:s + m] = y
+        y_prev = y[-1]
+    return out
 
 
 def _int_to_float(x: np.ndarray) -> np.ndarray:
