@@ -196,9 +196,9 @@ void region_attention_forward_cpu(const float* x, const std::vector<const float*
     cursor += r.width * r.ncols;
   }
   Projected p{cursor, cursor + qv_size, cursor + qv_size + kT_size, H, L, Lk, hd};
-  // Key columns past L are read by full-block loads and masked out; keep them finite.
-  if (Lk > L)
-    for (int64_t row = 0; row < B * H * hd; ++row) std::fill(p.kT + row * Lk + L, p.kT + (row + 1) * Lk, 0.f);
+  // Key columns past L are read by whole 16-key loads and masked out; keep them finite.
+  for (int64_t row = 0; Lk > L && row < B * H * hd; ++row)
+    std::fill(p.kT + row * Lk + L, p.kT + (row + 1) * Lk, 0.f);
 
   const auto rope = rope_table(L, hd, rope_base);
   const float q_scale = kLog2e / std::sqrt(static_cast<float>(hd));
