@@ -101,6 +101,18 @@ void register_rasterize(py::module_& m) {
                       dt::ptr<const float>(attrs), dt::ptr<float>(out), dt::ptr<int32_t>(tri_id),
                       F, V, T, C, H, W, attrs_shared, near_z, threads);
   });
+  m.def("render_vertices_cpu",
+        [](addr verts, addr tris, addr albedo, bool albedo_shared, addr rot, addr trans,
+           addr gamma, addr screen, addr attrs, int64_t F, int64_t V, int64_t T, float focal,
+           float center, float cam_dist, bool shade, int threads) {
+          py::gil_scoped_release nogil;
+          dt::render_vertices_cpu(dt::ptr<const float>(verts), dt::ptr<const int32_t>(tris),
+                                  dt::ptr<const float>(albedo), albedo_shared,
+                                  dt::ptr<const float>(rot), dt::ptr<const float>(trans),
+                                  dt::ptr<const float>(gamma), dt::ptr<float>(screen),
+                                  dt::ptr<float>(attrs), F, V, T, focal, center, cam_dist, shade,
+                                  threads);
+        });
 #ifdef DT_WITH_CUDA
   m.def("rasterize_cuda", [](addr verts, addr tris, addr attrs, addr out, addr tri_id,
                              addr depth_scratch, int64_t F, int64_t V, int64_t T, int64_t C,

@@ -24,6 +24,19 @@ void rasterize_cpu(const float* verts, const int32_t* tris, const float* attrs, 
                    int32_t* tri_id, int64_t F, int64_t V, int64_t T, int64_t C, int64_t H,
                    int64_t W, bool attrs_shared, float near_z, int num_threads);
 
+// The per-vertex half of render() fused for the CPU, one frame per task: area-weighted vertex
+// normals, the rigid pose (p' = R p + t), Deep3DFaceRecon's pinhole projection and SH lighting.
+//   verts (F, V, 3) model-space positions; tris (T, 3); albedo (V, 3) or (F, V, 3) when
+//   !albedo_shared; rot (F, 3, 3); trans (F, 3); gamma (F, 3, 9) SH coefficients per channel
+//   (ambient already added).
+//   screen (F, V, 3) out: x, y pixels (y down) and view depth cam_dist - Z'.
+//   attrs out: shade ? (F, V, 3) lit colour : (F, V, 6) albedo then rotated unit normal.
+void render_vertices_cpu(const float* verts, const int32_t* tris, const float* albedo,
+                         bool albedo_shared, const float* rot, const float* trans,
+                         const float* gamma, float* screen, float* attrs, int64_t F, int64_t V,
+                         int64_t T, float focal, float center, float cam_dist, bool shade,
+                         int num_threads);
+
 #ifdef DT_WITH_CUDA
 // depth_scratch: (F, H, W) uint64 device buffer (packed depth | triangle index), overwritten.
 // Launches on `stream` (a cudaStream_t passed as an integer). fp32 only.

@@ -134,4 +134,78 @@ void rasterize_cpu(const float* verts, const int32_t* tris, const float* attrs, 
   });
 }
 
+void render_vertices_cpu(const float* verts, const int32_t* tris, const float* albedo,
+                         bool albedo_shared, const float* rot, const float* trans,
+                         const float* gamma, float* screen, float* attrs, int64_t F, int64_t V,
+                         int64_t T, float focal, float center, float cam_dist, bool shade,
+                         int num_threads) {
+  // SH basis constants (Deep3DFaceRecon): a_k * c_k per band.
+  const double pi = 3.14159265358979323846;
+  const float k0 = static_cast<float>(pi / std::sqrt(4 * pi));
+  const float k1 = static_cast<float>(2 * pi / std::sqrt(3.0) * std::sqrt(3.0) / std::sqrt(4 * pi));
+  const float k2 = static_cast<float>(2 * pi / std::sqrt(8.0) * 3 * std::sqrt(5.0) /
+                                      std::sqrt(12 * pi));
+  const float k2z = static_cast<float>(0.5 / std::sqrt(3.0)) * k2;
+  const int64_t C = shade ? 3 : 6;
+  parallel_for(F, 1, num_threads, [&](int64_t begin, int64_t end) {
+    std::vector<float> normals(static_cast<size_t>(V * 3));
+    for (int64_t f = begin; f < end; ++f) {
+      const float* v = verts + f * V * 3;
+      std::fill(normals.begin(), normals.end(), 0.0f);
+      for (int64_t t = 0; t < T; ++t) {
+        const int64_t i0 = tris[3 * t], i1 = tris[3 * t + 1], i2 = tris[3 * t + 2];
+        const float* a = v + 3 * i0;
+        const float* b = v + 3 * i1;
+        const float* c = v + 3 * i2;
+        const float e1x = b[0] - a[0], e1y = b[1] - a[1], e1z = b[2] - a[2];
+        const float e2x = c[0] - a[0], e2y = c[1] - a[1], e2z = c[2] - a[2];
+        const float nx = e1y * e2z - e1z * e2y, ny = e1z * e2x - e1x * e2z,
+                    nz = e1x * e2y - e1y * e2x;
+        for (int64_t i : {i0, i1, i2}) {
+          normals[3 * i] += nx;
+          normals[3 * i + 1] += ny;
+          normals[3 * i + 2] += nz;
+        }
+      }
+      const float* R = rot + f * 9;
+      const float* tr = trans + f * 3;
+      const float* g = gamma + f * 27;
+      const float* alb = albedo_shared ? albedo : albedo + f * V * 3;
+      float* scr = screen + f * V * 3;
+      float* out = attrs + f * V * C;
+      for (int64_t i = 0; i < V; ++i) {
+        const float* p = v + 3 * i;
+        const float X = R[0] * p[0] + R[1] * p[1] + R[2] * p[2] + tr[0];
+        const float Y = R[3] * p[0] + R[4] * p[1] + R[5] * p[2] + tr[1];
+        const float Z = R[6] * p[0] + R[7] * p[1] + R[8] * p[2] + tr[2];
+        float depth = cam_dist - Z;
+        const float safe = std::fabs(depth) > 1e-8f ? depth : 1e-8f;
+        scr[3 * i] = focal * X / safe + center;
+        scr[3 * i + 1] = center - focal * Y / safe;
+        scr[3 * i + 2] = depth;
+        const float* n = normals.data() + 3 * i;
+        const float len = std::max(std::sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2]), 1e-12f);
+        const float mx = n[0] / len, my = n[1] / len, mz = n[2] / len;
+        const float nx = R[0] * mx + R[1] * my + R[2] * mz;
+        const float ny = R[3] * mx + R[4] * my + R[5] * mz;
+        const float nz = R[6] * mx + R[7] * my + R[8] * mz;
+        const float* a = alb + 3 * i;
+        float* o = out + C * i;
+        if (!shade) {
+          o[0] = a[0], o[1] = a[1], o[2] = a[2], o[3] = nx, o[4] = ny, o[5] = nz;
+          continue;
+        }
+        const float Y9[9] = {k0,           -k1 * ny,      k1 * nz,
+                             -k1 * nx,     k2 * nx * ny,  -k2 * ny * nz,
+                             k2z * (3 * nz * nz - 1), -k2 * nx * nz, 0.5f * k2 * (nx * nx - ny * ny)};
+        for (int ch = 0; ch < 3; ++ch) {
+          float light = 0.0f;
+          for (int k = 0; k < 9; ++k) light += Y9[k] * g[ch * 9 + k];
+          o[ch] = light * a[ch];
+        }
+      }
+    }
+  });
+}
+
 }  // namespace dt

@@ -121,3 +121,21 @@ def test_bad_inputs(face, kwargs, message):
     with pytest.raises(ValueError) as info:
         render(motion, face, **args)
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.skipif(not _native.cpu_available(), reason="C++ kernels not built")
+@pytest.mark.parametrize("shade", [True, False])
+def test_fused_cpu_vertex_stage_matches_pytorch(face, shade):
+    from disenttalk_fast.render.render import _prepare_cpu, _prepare_torch
+
+    g = torch.Generator().manual_seed(3)
+    F = 3
+    verts = face.vertices(torch.randn(F, 64, generator=g))
+    pose = torch.randn(F, 6, generator=g) * 0.2
+    gamma = lighting.as_gamma(torch.randn(F, 27, generator=g) * 0.1, F, "cpu")
+    for albedo in (face.mean_albedo, torch.rand(F, face.num_vertices, 3, generator=g)):
+        args = (verts, face.triangles, face.triangles.int(), albedo, pose, gamma, 64, shade)
+        s_cpu, a_cpu = _prepare_cpu(*args)
+        s_ref, a_ref = _prepare_torch(*args)
+        torch.testing.assert_close(s_cpu, s_ref, atol=2e-3, rtol=1e-5)
+        torch.testing.assert_close(a_cpu, a_ref, atol=1e-4, rtol=1e-4)

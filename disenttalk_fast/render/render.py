@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from disenttalk_fast import _bridge, _native, backends
 from disenttalk_fast._torch import torch
 from disenttalk_fast.render import camera, lighting
 from disenttalk_fast.render.rasterize import rasterize
@@ -69,19 +70,14 @@ def render(motion, face_model=None, size: int = 256, *, pose=None, id=None, tex=
     tris32 = tris.to(torch.int32)
     albedo = model.albedo(tex)
     render_size = size * supersample
+    which = backends.resolve(backend, dev)
     for start in range(0, F, batch_size):
         sl = slice(start, min(F, start + batch_size))
         verts = model.vertices(exp[sl], id)
-        normals = vertex_normals(verts, tris)
-        verts, rot = camera.transform(verts, pose_t[sl])
-        normals = normals @ rot.transpose(1, 2)
-        screen = camera.project(verts, render_size)
-        if shading == "vertex":
-            attrs = lighting.shade(albedo, normals, gamma_t[sl]).contiguous()
-        else:
-            alb = albedo.expand(verts.shape[0], -1, -1) if albedo.dim() == 2 else albedo
-            attrs = torch.cat([alb, normals], -1).contiguous()
-        image, tri_id = rasterize(screen, tris32, attrs, render_size, render_size, backend=backend)
+        prepare = _prepare_cpu if which == "cpu" else _prepare_torch
+        screen, attrs = prepare(verts, tris, tris32, albedo, pose_t[sl], gamma_t[sl],
+                                render_size, shading == "vertex")
+        image, tri_id = rasterize(screen, tris32, attrs, render_size, render_size, backend=which)
         if shading == "pixel":
             n = torch.nn.functional.normalize(image[..., 3:], dim=-1, eps=1e-12)
             rgb = lighting.shade(image[..., :3].flatten(1, 2), n.flatten(1, 2), gamma_t[sl])
@@ -99,11 +95,41 @@ def render(motion, face_model=None, size: int = 256, *, pose=None, id=None, tex=
     return frames
 
 
+def _prepare_torch(verts, tris, tris32, albedo, pose, gamma, size, shade):
+    """Per-vertex stage in PyTorch: normals, pose, projection, lighting (any device)."""
+    normals = vertex_normals(verts, tris)
+    verts, rot = camera.transform(verts, pose)
+    normals = normals @ rot.transpose(1, 2)
+    screen = camera.project(verts, size)
+    if shade:
+        return screen, lighting.shade(albedo, normals, gamma).contiguous()
+    alb = albedo.expand(verts.shape[0], -1, -1) if albedo.dim() == 2 else albedo
+    return screen, torch.cat([alb, normals], -1).contiguous()
+
+
+def _prepare_cpu(verts, tris, tris32, albedo, pose, gamma, size, shade):
+    """The same stage fused in C++ (csrc/rasterize_cpu.cpp: render_vertices_cpu)."""
+    F, V, _ = verts.shape
+    verts = verts.contiguous()
+    rot = camera.rotation_matrix(pose[:, :3]).contiguous()
+    trans = pose[:, 3:].contiguous()
+    albedo = albedo.contiguous()
+    gamma = gamma.contiguous()
+    screen = torch.empty_like(verts)
+    attrs = torch.empty((F, V, 3 if shade else 6), dtype=torch.float32)
+    _native.require_cpu().render_vertices_cpu(
+        verts.data_ptr(), tris32.data_ptr(), albedo.data_ptr(), albedo.dim() == 2,
+        rot.data_ptr(), trans.data_ptr(), gamma.data_ptr(), screen.data_ptr(), attrs.data_ptr(),
+        F, V, tris32.shape[0], camera.focal_length(size), size / 2.0, camera.CAMERA_DISTANCE,
+        shade, _bridge.num_threads())
+    return screen, attrs
+
+
 def _unpack(motion):
-    if hasattr(motion, "exp"):
-        return np.asarray(motion.exp, np.float32), getattr(motion, "pose", None)
-    if isinstance(motion, torch.Tensor):
+    if isinstance(motion, torch.Tensor):  # (checked first: tensors have an .exp method)
         motion = motion.detach().cpu().numpy()
+    elif not isinstance(motion, (np.ndarray, list, tuple)) and hasattr(motion, "exp"):
+        return _unpack(motion.exp)[0], getattr(motion, "pose", None)
     exp = np.asarray(motion, np.float32)
     if exp.ndim == 1:
         exp = exp[None]
