@@ -16,11 +16,18 @@ from importlib import import_module
 from disenttalk_fast import _torch  # noqa: F401  (one-line error when torch is missing)
 from disenttalk_fast.build_info import build_info
 
+# These three functions share their name with the submodule that defines them. Importing a
+# submodule binds it as an attribute of the package the first time it loads, which would shadow
+# a lazily resolved function; importing them here, once, keeps `disenttalk_fast.generate` the
+# function. (They are light: numpy and torch only.)
+from disenttalk_fast.disentangle import disentangle
+from disenttalk_fast.generate import generate
+from disenttalk_fast.render import render
+
 # public name -> module that defines it
 _LAZY = {
     "DisentTalkConfig": "disenttalk_fast.config",
     "Partition": "disenttalk_fast.partition",
-    "disentangle": "disenttalk_fast.disentangle",
     "DisentTalkDenoiser": "disenttalk_fast.model",
     "AudioCache": "disenttalk_fast.model",
     "FastDenoiser": "disenttalk_fast.model.fast",
@@ -30,18 +37,16 @@ _LAZY = {
     "sample": "disenttalk_fast.sampling",
     "RegionControl": "disenttalk_fast.sampling",
     "load_model": "disenttalk_fast.generate",
-    "generate": "disenttalk_fast.generate",
     "Streamer": "disenttalk_fast.stream",
     "load_audio": "disenttalk_fast.audio",
     "Motion": "disenttalk_fast.motion",
     "read_motion": "disenttalk_fast.interop",
     "write_motion": "disenttalk_fast.interop",
     "MorphableModel": "disenttalk_fast.facemodel.morphable",
-    "render": "disenttalk_fast.render",
     "write_video": "disenttalk_fast.video",
 }
 
-__all__ = ["build_info", *_LAZY]
+__all__ = ["build_info", "disentangle", "generate", "render", *_LAZY]
 
 
 def __getattr__(name: str):
