@@ -131,6 +131,7 @@ class Streamer:
         self.next_start = 0                        # start frame of the next window
         self.frames_emitted = 0
         self.finished = False
+        self._known = None
         with torch.inference_mode():
             self._null = self.model.encode_audio(None, num_frames=self.window, batch=1)
 
@@ -213,7 +214,7 @@ class Streamer:
             mask = held
             known = None
             if self.control is not None and self.control.has_known:
-                known = self.control.known(self.model.partition, 1, end, self.device)
+                known = self._known_upto(end)
                 values = torch.where(held, values, known.values[:, start:end])
                 mask = held | known.mask
             win_known = Known(values, mask) if (held_n or known is not None) else None
@@ -234,6 +235,18 @@ class Streamer:
         self.window_seconds.append(time.perf_counter() - t0)
         self.window_cpu_seconds.append(time.process_time() - c0)
         return Motion(exp, pose, fr.FPS, self.ckpt.partition, {"first_frame": first})
+
+    def _known_upto(self, end: int):
+        """Region-control known values covering frames [0, >= end), rebuilt with doubling
+        capacity (amortised O(1) per frame) but never past the shortest replace reference."""
+        have = 0 if self._known is None else self._known.values.shape[1]
+        if have < end:
+            cap = max(end, 2 * have)
+            if self.control.replace:
+                shortest = min(torch.as_tensor(r).shape[-2] for r in self.control.replace.values())
+                cap = max(end, min(cap, shortest))
+            self._known = self.control.known(self.model.partition, 1, cap, self.device)
+        return self._known
 
     def _drop_old_audio_rows(self):
         """Encoded rows before the last window's start are never read again (the final window

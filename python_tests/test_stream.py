@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from disenttalk_fast.generate import as_checkpoint, build_control, generate
+from disenttalk_fast.motion import Motion
 from disenttalk_fast.stream import Streamer
 from generate_testing import tiny_model
 
@@ -99,7 +100,9 @@ def test_stream_with_region_control_and_pose(model):
     x = speech_like(0.8)
     ckpt_like = as_checkpoint(model)
     n = 20
-    ctrl = build_control(ckpt_like, n, scale={"lip": 1.4}, freeze=("global",))
+    eyes = Motion(np.random.default_rng(1).standard_normal((7, 64)).astype(np.float32))
+    ctrl = build_control(ckpt_like, n, scale={"lip": 1.4}, freeze=("global",),
+                         replace_from={"eye": eyes})
     pose = np.random.default_rng(0).standard_normal((7, 6)).astype(np.float32)
     ref = offline(model, x, control=ctrl, pose=pose)
     _, parts = stream(model, x, [1000], control=ctrl, pose=pose)
