@@ -124,3 +124,23 @@ def test_bad_dataset_folders(tmp_path):
     c.mkdir()
     with pytest.raises(ValueError, match="no usable clips"):
         prepare_dataset(a, c, tmp_path / "ds")
+
+
+def test_hubert_features_through_prepare_and_dataset(folders):
+    transformers = pytest.importorskip("transformers")
+    import torch
+
+    root, a, c, good = folders
+    torch.manual_seed(0)
+    cfg = transformers.HubertConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                    intermediate_size=32, conv_dim=(8,) * 7,
+                                    num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
+    transformers.HubertModel(cfg).save_pretrained(root / "hubert")
+    assert main(["prepare", str(a), str(c), "-o", str(root / "ds"), "--feature", "hubert",
+                 "--hubert", str(root / "hubert"), "--layer", "1"]) == 0
+    ds = ClipDataset(root / "ds", feature="hubert", hubert_dir=root / "hubert", layer=1,
+                     device="cpu")
+    item = ds[0]
+    assert item["audio"].shape == (2 * item["exp"].shape[0], 16)
+    assert ds.cache.hits == 1 and ds.cache.misses == 0
+    assert main(["prepare", str(a), str(c), "-o", str(root / "ds2"), "--feature", "hubert"]) == 2
