@@ -410,14 +410,16 @@ class _Rest:
     def corners(self):
         return bump(np.abs(self.x), self.y, MOUTH_HALF_W, MOUTH_Y, 0.07, 0.06) * self.skin
 
-    def lid(self, eye, upper, k_rows=LID_ROWS):
-        """Lid weight per vertex: 1 on the margin, falling over k_rows rows, over the slit."""
+    def lid(self, eye, upper, k_rows=LID_ROWS, profile=True):
+        """Lid weight per vertex: 1 on the margin, falling over k_rows rows, over the slit's
+        columns, times the almond profile when `profile` (else 1 across the slit)."""
         L = self.L
         s = L.slits[eye]
         o, lf = L.slit_profile(eye, 0.6)
+        across = o if profile else (o > 0).astype(float)
         k = (self.row - (s["i"] + 1)) if upper else (s["i"] - self.row)
         w = np.where((k >= 0) & self.skin, np.clip(1.0 - k / (k_rows + 1.0), 0, None), 0.0)
-        return w * np.where(self.col >= 0, o[np.clip(self.col, 0, None)], 0.0)
+        return w * np.where(self.col >= 0, across[np.clip(self.col, 0, None)], 0.0)
 
     def rotate_jaw(self):
         """Displacement of every vertex if it rotated rigidly with the jaw by JAW_ANGLE."""
@@ -438,7 +440,7 @@ def _eye_closure(R: _Rest, eye, sphere_front_z):
     down = np.zeros((len(R.x), 3))
     cx = EYE_X if eye == "eye_left" else -EYE_X
     for upper, out, travel in ((True, up, -(0.70 * gap + 0.004)), (False, down, 0.30 * gap)):
-        w = R.lid(eye, upper)
+        w = R.lid(eye, upper, profile=False)   # the travel below already follows the almond
         col_travel = travel[np.clip(R.col, 0, None)]
         out[:, 1] = w * col_travel
         # Keep the moving lid in front of the eyeball: at the closure line the sphere is nearly
