@@ -66,11 +66,12 @@ class GraphedStep:
     def __init__(self, eps_fn: GuidedEps, plan: SamplingPlan, shape: tuple[int, int, int],
                  device: torch.device, use_graph: bool | None = None, warmup: int = 2):
         B, L, N = shape
+        self.shape = tuple(shape)
         self.device = torch.device(device)
         self.use_graph = self.device.type == "cuda" if use_graph is None else use_graph
         if self.use_graph and self.device.type != "cuda":
             raise ValueError("GraphedStep: CUDA graphs need a CUDA device")
-        sample_window = eps_fn.window(0, L)
+        sample_window = eps_fn.window(0, L)  # any window: only its shapes are used
         self.cache = AudioCache(tuple(k.clone() for k in sample_window.cache.keys),
                                 tuple(v.clone() for v in sample_window.cache.values))
         self.eps_fn = GuidedEps.build(eps_fn.model, None, None, eps_fn.scale, eps_fn.mode,

@@ -81,7 +81,7 @@ def sample(model, audio=None, num_frames: int | None = None, *, sampler: str = "
            control: RegionControl | None = None, window: int | None = None,
            overlap: int | None = None,
            batch: int | None = None, diffusion: GaussianDiffusion | None = None,
-           progress=None) -> torch.Tensor:
+           progress=None, cuda_graph: bool | None = None) -> torch.Tensor:
     """Generate (B, L, N) normalised expressions. See the module docstring.
 
     sampler "ddim" (steps S <= T, eta in [0, 1]) or "ddpm" (all T steps; steps must be None or
@@ -91,6 +91,9 @@ def sample(model, audio=None, num_frames: int | None = None, *, sampler: str = "
     has seen, and bounded memory for any input), overlap None = a fifth of the window. Pass
     window >= num_frames for one window.
     progress(done, total) after every denoising step.
+    cuda_graph: capture one denoising step (both guidance branches) per window shape in a CUDA
+    graph and replay it every step; None = on CUDA devices, falling back to eager launches with
+    a warning if capture fails.
     """
     guidance = check_guidance(guidance)
     if sampler == "ddpm" and steps == 25:  # the DDIM default: DDPM always runs all T steps
@@ -120,7 +123,7 @@ def sample(model, audio=None, num_frames: int | None = None, *, sampler: str = "
             out = sample_windowed(eps_fn, plan.to(device), batch=b, num_frames=n,
                                   num_dims=partition.num_dims, window=window, overlap=overlap,
                                   generator=generator, device=device, known=known,
-                                  progress=progress)
+                                  progress=progress, cuda_graph=cuda_graph)
             if control is not None:
                 out = control.apply_output(out, partition)
     finally:

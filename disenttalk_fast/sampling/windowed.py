@@ -15,8 +15,11 @@ captured step for the whole input.
 
 from __future__ import annotations
 
+import warnings
+
 from disenttalk_fast._torch import torch
 from disenttalk_fast.diffusion.gaussian import randn
+from disenttalk_fast.sampling.cuda_graph import GraphedStep
 from disenttalk_fast.sampling.step import DenoiseStep, Known
 
 
@@ -40,12 +43,13 @@ def check_window(window, overlap) -> None:
 
 def sample_windowed(eps_fn, plan, *, batch: int, num_frames: int, num_dims: int, window: int,
                     overlap: int, generator, device, known: Known | None = None,
-                    progress=None) -> torch.Tensor:
+                    progress=None, cuda_graph: bool | None = None) -> torch.Tensor:
     """Sample (batch, num_frames, num_dims) window by window.
 
     eps_fn: a GuidedEps over the whole input (it is windowed here); known: optional full-length
     region-control values (B, L, N) with a dim mask. progress(done, total) is called after
-    every denoising step.
+    every denoising step. cuda_graph: replay one captured step per window shape (None = on
+    CUDA devices; on the CPU, True runs the same static-buffer path without a graph).
     """
     check_window(window, overlap)
     starts = window_starts(num_frames, window, overlap)
@@ -53,6 +57,8 @@ def sample_windowed(eps_fn, plan, *, batch: int, num_frames: int, num_dims: int,
     total, done = steps * len(starts), 0
     out = torch.zeros(batch, num_frames, num_dims, device=device)
     prev_end = 0
+    use_graph = device.type == "cuda" if cuda_graph is None else bool(cuda_graph)
+    graphed = None
     for start in starts:
         end = min(start + window, num_frames)
         length = end - start
@@ -65,7 +71,16 @@ def sample_windowed(eps_fn, plan, *, batch: int, num_frames: int, num_dims: int,
             values = torch.where(held, values, known.values[:, start:end])
             mask = held | known.mask
         win_known = Known(values, mask) if (prev_end > start or known is not None) else None
-        step = DenoiseStep(eps_fn.window(start, end), plan, win_known)
+        win_eps = eps_fn.window(start, end)
+        shape = (batch, length, num_dims)
+        if use_graph and (graphed is None or graphed.shape != shape):
+            graphed = _graphed_step(eps_fn, plan, shape, device, required=bool(cuda_graph))
+            use_graph = graphed is not None
+        if use_graph:
+            graphed.load_window(win_eps, win_known)
+            step = graphed
+        else:
+            step = DenoiseStep(win_eps, plan, win_known)
         z = step.start(randn((batch, length, num_dims), generator, device))
         for i in range(steps):
             z = step(z, i, randn(z.shape, generator, device))
@@ -75,3 +90,16 @@ def sample_windowed(eps_fn, plan, *, batch: int, num_frames: int, num_dims: int,
         out[:, start:end] = z
         prev_end = end
     return out
+
+
+def _graphed_step(eps_fn, plan, shape, device, required: bool):
+    """A GraphedStep for windows of `shape`; when graphs were only the default (not asked for)
+    and capture fails, warn once and return None so sampling continues eagerly."""
+    try:
+        return GraphedStep(eps_fn, plan, shape, device, use_graph=device.type == "cuda")
+    except RuntimeError as exc:
+        if required:
+            raise
+        warnings.warn(f"CUDA graph capture failed ({str(exc).splitlines()[0]}); "
+                      "sampling without CUDA graphs", RuntimeWarning, stacklevel=3)
+        return None
