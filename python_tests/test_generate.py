@@ -156,6 +156,27 @@ def test_cli_errors_are_one_line(ckpt_path, wav, tmp_path, capsys, case, match):
     assert not list(tmp_path.iterdir())
 
 
+
+def test_generate_with_hubert_features(wav, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    from disenttalk_fast.generate import as_checkpoint
+
+    torch.manual_seed(0)
+    cfg = transformers.HubertConfig(hidden_size=24, num_hidden_layers=2, num_attention_heads=2,
+                                    intermediate_size=32, conv_dim=(8,) * 7,
+                                    num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
+    transformers.HubertModel(cfg).save_pretrained(tmp_path / "hubert")
+    model = tiny_model(feature_type="hubert", audio_dim=24)
+    m = generate(model, wav, steps=2, progress=False, hubert_dir=tmp_path / "hubert", layer=1,
+                 device=None)
+    assert m.exp.shape == (31, 64) and m.meta["feature"] == "hubert"
+    with pytest.raises(ValueError, match="hubert_dir"):
+        generate(model, wav, steps=2, progress=False)
+    wrong = tiny_model(feature_type="hubert", audio_dim=32)
+    with pytest.raises(ValueError, match="24"):
+        generate(as_checkpoint(wrong), wav, steps=2, progress=False,
+                 hubert_dir=tmp_path / "hubert")
+
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
     # The tiny model's ops are far too small to gain from threads; on a shared, loaded CPU the
