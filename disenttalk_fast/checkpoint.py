@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from disenttalk_fast._atomic import atomic_output
 from disenttalk_fast._torch import torch
 from disenttalk_fast.config import DisentTalkConfig
 from disenttalk_fast.model import DisentTalkDenoiser
@@ -113,19 +113,8 @@ def save_checkpoint(path: str | os.PathLike, model: DisentTalkDenoiser, *, parti
         "extra": extra_json,
     }
 
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise FileNotFoundError(f"{path}: folder {parent} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:
         save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _cpu(t: torch.Tensor) -> torch.Tensor:

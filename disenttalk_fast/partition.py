@@ -10,6 +10,8 @@ import json
 import os
 from dataclasses import dataclass, field
 
+from disenttalk_fast._atomic import atomic_output
+
 REGIONS = ("lip", "eye", "global")
 
 
@@ -91,10 +93,8 @@ class Partition:
         return json.dumps(self.to_dict())
 
     def save(self, path: str | os.PathLike) -> None:
-        tmp = f"{path}.tmp"
-        with open(tmp, "w") as f:
+        with atomic_output(path) as tmp, open(tmp, "w") as f:
             json.dump(self.to_dict(), f, indent=1)
-        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Partition":

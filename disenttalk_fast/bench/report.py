@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 
+from disenttalk_fast._atomic import atomic_output
 from disenttalk_fast.bench.runner import Row
 
 
@@ -30,10 +30,8 @@ def format_table(rows: list[Row], header: str) -> str:
 
 
 def save_json(rows: list[Row], meta: dict, path: str) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
+    with atomic_output(path) as tmp, open(tmp, "w") as f:
         json.dump({"meta": meta, "rows": [r.to_dict() for r in rows]}, f, indent=1)
-    os.replace(tmp, path)
 
 
 def save_chart(rows: list[Row], title: str, path: str) -> None:
@@ -61,7 +59,6 @@ def save_chart(rows: list[Row], title: str, path: str) -> None:
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    tmp = f"{path}.tmp.png"
-    fig.savefig(tmp, dpi=120)
+    with atomic_output(path, suffix=".tmp.png") as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
-    os.replace(tmp, path)
