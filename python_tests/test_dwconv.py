@@ -173,3 +173,22 @@ def test_bad_inputs_give_one_line_errors():
     if not torch.cuda.is_available():
         with pytest.raises(backends.BackendError, match="backend 'cuda' needs CUDA tensors"):
             ops.local_dwconv(x, torch.zeros(3, 5), None, backend="cuda")
+
+
+def test_eager_fast_path_matches_dispatched_op():
+    """ops.* skips the torch.library dispatcher for plain tensors without autograd (the same
+    kernel, ~35 µs less per call); it must give the registered op's result exactly, and step
+    aside when autograd or compilation needs the dispatcher."""
+    from disenttalk_fast.ops import _eager
+
+    inputs = make_mdd((2, 9, 8, 6), torch.float32, "cpu")
+    assert _eager.direct_call_ok(*inputs)
+    direct = ops.multi_dilation_dwconv(*inputs, backend="cpu")
+    dispatched = torch.ops.disenttalk_fast.multi_dilation_dwconv(*inputs, [1, 2, 4])
+    assert torch.equal(direct, dispatched)
+    x = inputs[0].clone().requires_grad_()
+    assert not _eager.direct_call_ok(x)
+    with torch.no_grad():
+        assert _eager.direct_call_ok(x)
+    with torch._subclasses.FakeTensorMode():
+        assert not _eager.direct_call_ok(torch.empty(2))

@@ -17,6 +17,7 @@ from typing import Optional
 from disenttalk_fast import _bridge, _native, backends, reference
 from disenttalk_fast._torch import torch
 from disenttalk_fast.ops import _dwconv_grads as grads
+from disenttalk_fast.ops import _eager
 
 MAX_DILATIONS = 4  # mirrors dt::kMaxDilations in csrc/dwconv.h
 MAX_DILATION = 64  # the CUDA kernel's shared-memory halo budget
@@ -54,6 +55,9 @@ def multi_dilation_dwconv(x: torch.Tensor, dw_weight: torch.Tensor, dw_bias: tor
         raise _bridge.OpInputError(
             f"{op}: backend '{which}' takes 1 to {MAX_DILATIONS} dilations in "
             f"[1, {MAX_DILATION}], got {tuple(dilations)}")
+    if _eager.direct_call_ok(x, dw_weight, dw_bias, pw_weight, pw_bias):
+        impl = {"cpu": _mdd_cpu, "cuda": _mdd_cuda, "triton": _mdd_triton_impl}[which]
+        return impl(x, dw_weight, dw_bias, pw_weight, pw_bias, dilations)
     if which == "triton":
         return torch.ops.disenttalk_fast.multi_dilation_dwconv_triton(
             x, dw_weight, dw_bias, pw_weight, pw_bias, dilations)
@@ -80,6 +84,9 @@ def local_dwconv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     if which == "reference":
         return reference.local_dwconv(x, weight, bias)
     _bridge.check_dtype_supported(op, which, x)
+    if _eager.direct_call_ok(x, weight, bias):  # same kernel, minus the dispatcher
+        impl = {"cpu": _local_cpu, "cuda": _local_cuda, "triton": _local_triton_impl}[which]
+        return impl(x, weight, bias)
     if which == "triton":
         return torch.ops.disenttalk_fast.local_dwconv_triton(x, weight, bias)
     return torch.ops.disenttalk_fast.local_dwconv(x, weight, bias)
@@ -87,8 +94,7 @@ def local_dwconv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
 
 # --- compiled kernels: C++ (CPU) and CUDA behind one op each --------------------------------
 
-@torch.library.custom_op("disenttalk_fast::multi_dilation_dwconv", mutates_args=())
-def _mdd_compiled(x: torch.Tensor, dw_weight: torch.Tensor, dw_bias: torch.Tensor,
+def _mdd_cpu(x: torch.Tensor, dw_weight: torch.Tensor, dw_bias: torch.Tensor,
                   pw_weight: torch.Tensor, pw_bias: Optional[torch.Tensor],
                   dilations: list[int]) -> torch.Tensor:
     lib = _native.require_cpu()
@@ -103,7 +109,6 @@ def _mdd_compiled(x: torch.Tensor, dw_weight: torch.Tensor, dw_bias: torch.Tenso
     return out
 
 
-@_mdd_compiled.register_kernel("cuda")
 def _mdd_cuda(x, dw_weight, dw_bias, pw_weight, pw_bias, dilations):
     lib = _native.require_cuda()
     x, dw_weight, dw_bias, pw_weight, pw_bias = map(
@@ -119,8 +124,7 @@ def _mdd_cuda(x, dw_weight, dw_bias, pw_weight, pw_bias, dilations):
     return out
 
 
-@torch.library.custom_op("disenttalk_fast::local_dwconv", mutates_args=())
-def _local_compiled(x: torch.Tensor, weight: torch.Tensor,
+def _local_cpu(x: torch.Tensor, weight: torch.Tensor,
                     bias: Optional[torch.Tensor]) -> torch.Tensor:
     lib = _native.require_cpu()
     x, weight, bias = map(_bridge.contiguous, (x, weight, bias))
@@ -132,7 +136,6 @@ def _local_compiled(x: torch.Tensor, weight: torch.Tensor,
     return out
 
 
-@_local_compiled.register_kernel("cuda")
 def _local_cuda(x, weight, bias):
     lib = _native.require_cuda()
     x, weight, bias = map(_bridge.contiguous, (x, weight, bias))
@@ -145,10 +148,17 @@ def _local_cuda(x, weight, bias):
     return out
 
 
+_mdd_compiled = torch.library.custom_op("disenttalk_fast::multi_dilation_dwconv", _mdd_cpu,
+                                       mutates_args=())
+_mdd_compiled.register_kernel("cuda")(_mdd_cuda)
+_local_compiled = torch.library.custom_op("disenttalk_fast::local_dwconv", _local_cpu,
+                                         mutates_args=())
+_local_compiled.register_kernel("cuda")(_local_cuda)
+
+
 # --- Triton ---------------------------------------------------------------------------------
 
-@torch.library.custom_op("disenttalk_fast::multi_dilation_dwconv_triton", mutates_args=())
-def _mdd_triton(x: torch.Tensor, dw_weight: torch.Tensor, dw_bias: torch.Tensor,
+def _mdd_triton_impl(x: torch.Tensor, dw_weight: torch.Tensor, dw_bias: torch.Tensor,
                 pw_weight: torch.Tensor, pw_bias: Optional[torch.Tensor],
                 dilations: list[int]) -> torch.Tensor:
     from disenttalk_fast._triton import dwconv as kernel  # imports triton only when used
@@ -162,8 +172,7 @@ def _mdd_triton(x: torch.Tensor, dw_weight: torch.Tensor, dw_bias: torch.Tensor,
                                                     list(dilations), out)
 
 
-@torch.library.custom_op("disenttalk_fast::local_dwconv_triton", mutates_args=())
-def _local_triton(x: torch.Tensor, weight: torch.Tensor,
+def _local_triton_impl(x: torch.Tensor, weight: torch.Tensor,
                   bias: Optional[torch.Tensor]) -> torch.Tensor:
     from disenttalk_fast._triton import dwconv as kernel
 
@@ -171,6 +180,12 @@ def _local_triton(x: torch.Tensor, weight: torch.Tensor,
     out = torch.empty_like(x)
     with _on_device(x):
         return kernel.local_dwconv_forward(x, weight, bias, out)
+
+
+_mdd_triton = torch.library.custom_op("disenttalk_fast::multi_dilation_dwconv_triton",
+                                     _mdd_triton_impl, mutates_args=())
+_local_triton = torch.library.custom_op("disenttalk_fast::local_dwconv_triton",
+                                       _local_triton_impl, mutates_args=())
 
 
 def _on_device(x):

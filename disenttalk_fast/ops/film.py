@@ -15,6 +15,7 @@ from typing import Optional
 
 from disenttalk_fast import _bridge, _native, backends, reference
 from disenttalk_fast._torch import torch
+from disenttalk_fast.ops import _eager
 
 _OP = "film"
 
@@ -31,6 +32,9 @@ def film(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
     if which == "reference":
         return reference.film(x, gamma, beta, residual)
     _bridge.check_dtype_supported(_OP, which, x)
+    if _eager.direct_call_ok(x, gamma, beta, residual):  # same kernel, minus the dispatcher
+        impl = {"cpu": _film_cpu, "cuda": _film_cuda, "triton": _film_triton_impl}[which]
+        return impl(x, gamma, beta, residual)
     if which == "triton":
         return torch.ops.disenttalk_fast.film_triton(x, gamma, beta, residual)
     return torch.ops.disenttalk_fast.film(x, gamma, beta, residual)
@@ -48,8 +52,7 @@ def _check(x, gamma, beta, residual) -> None:
 
 # --- compiled kernels: C++ (CPU) and CUDA behind one op -------------------------------------
 
-@torch.library.custom_op("disenttalk_fast::film", mutates_args=())
-def _film_compiled(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
+def _film_cpu(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
                    residual: Optional[torch.Tensor]) -> torch.Tensor:
     lib = _native.require_cpu()
     x, gamma, beta, residual = map(_bridge.contiguous, (x, gamma, beta, residual))
@@ -60,7 +63,6 @@ def _film_compiled(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
     return out
 
 
-@_film_compiled.register_kernel("cuda")
 def _film_cuda(x, gamma, beta, residual):
     lib = _native.require_cuda()
     x, gamma, beta, residual = map(_bridge.contiguous, (x, gamma, beta, residual))
@@ -75,8 +77,7 @@ def _film_cuda(x, gamma, beta, residual):
 
 # --- Triton ---------------------------------------------------------------------------------
 
-@torch.library.custom_op("disenttalk_fast::film_triton", mutates_args=())
-def _film_triton(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
+def _film_triton_impl(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
                  residual: Optional[torch.Tensor]) -> torch.Tensor:
     from disenttalk_fast._triton import film as kernel  # imports triton only when used
 
@@ -86,6 +87,12 @@ def _film_triton(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
         with torch.cuda.device(x.device):
             return kernel.film_forward(x, gamma, beta, residual, out)
     return kernel.film_forward(x, gamma, beta, residual, out)
+
+
+_film_compiled = torch.library.custom_op("disenttalk_fast::film", _film_cpu, mutates_args=())
+_film_compiled.register_kernel("cuda")(_film_cuda)
+_film_triton = torch.library.custom_op("disenttalk_fast::film_triton", _film_triton_impl,
+                                       mutates_args=())
 
 
 # --- shared fake implementation and autograd ------------------------------------------------
@@ -147,6 +154,10 @@ def film_norm(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
     if len(widths) > MAX_NORM_GROUPS:
         raise _bridge.OpInputError(
             f"{op}: backend '{which}' takes at most {MAX_NORM_GROUPS} groups, got {len(widths)}")
+    if _eager.direct_call_ok(x, gamma, beta, residual, norm_weight, norm_bias):
+        impl = {"cpu": _film_norm_cpu, "cuda": _film_norm_cuda,
+                "triton": _film_norm_triton_impl}[which]
+        return impl(x, gamma, beta, residual, norm_weight, norm_bias, float(eps), widths)
     if which == "triton":
         return torch.ops.disenttalk_fast.film_norm_triton(x, gamma, beta, residual, norm_weight,
                                                           norm_bias, float(eps), widths)
@@ -154,8 +165,7 @@ def film_norm(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
                                                float(eps), widths)
 
 
-@torch.library.custom_op("disenttalk_fast::film_norm", mutates_args=())
-def _film_norm_compiled(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
+def _film_norm_cpu(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
                         residual: Optional[torch.Tensor], norm_weight: torch.Tensor,
                         norm_bias: torch.Tensor, eps: float,
                         groups: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -171,7 +181,6 @@ def _film_norm_compiled(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor
     return out, normed
 
 
-@_film_norm_compiled.register_kernel("cuda")
 def _film_norm_cuda(x, gamma, beta, residual, norm_weight, norm_bias, eps, groups):
     lib = _native.require_cuda()
     x, gamma, beta, residual, norm_weight, norm_bias = map(
@@ -187,8 +196,7 @@ def _film_norm_cuda(x, gamma, beta, residual, norm_weight, norm_bias, eps, group
     return out, normed
 
 
-@torch.library.custom_op("disenttalk_fast::film_norm_triton", mutates_args=())
-def _film_norm_triton(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
+def _film_norm_triton_impl(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
                       residual: Optional[torch.Tensor], norm_weight: torch.Tensor,
                       norm_bias: torch.Tensor, eps: float,
                       groups: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -205,6 +213,12 @@ def _film_norm_triton(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
     return kernel.film_norm_forward(x, gamma, beta, residual, norm_weight, norm_bias, eps, ends,
                                     out, normed)
 
+
+_film_norm_compiled = torch.library.custom_op("disenttalk_fast::film_norm", _film_norm_cpu,
+                                             mutates_args=())
+_film_norm_compiled.register_kernel("cuda")(_film_norm_cuda)
+_film_norm_triton = torch.library.custom_op("disenttalk_fast::film_norm_triton",
+                                           _film_norm_triton_impl, mutates_args=())
 
 _GROUP_ENDS: dict = {}
 
