@@ -228,3 +228,16 @@ def test_bad_inputs_give_one_line_errors():
         with pytest.raises(OpInputError) as info:
             rasterize(kw["verts"], kw["tris"], kw["attrs"], kw["height"], kw["width"])
         assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_triton_backend(monkeypatch):
+    from disenttalk_fast.backends import BackendError
+
+    verts, tris, attrs = random_mesh(1, 10, 5, 8, 8, seed=1)
+    with pytest.raises(BackendError, match="no Triton kernel"):
+        rasterize(verts, tris, attrs, 8, 8, backend="triton")
+    # DISENTTALK_BACKEND=triton is for the model's ops: 'auto' still rasterises.
+    monkeypatch.setenv("DISENTTALK_BACKEND", "triton")
+    image, tri_id = rasterize(verts, tris, attrs, 8, 8)
+    ref_image, ref_id = rasterize_reference(verts, tris, attrs, 8, 8)
+    assert_images_match(image, tri_id, ref_image, ref_id)

@@ -28,12 +28,26 @@ def rasterize(verts, tris, attrs, height: int, width: int, *, near: float = DEFA
     `attrs` ((F, V, C) per frame or (V, C) shared). Returns (image (F, H, W, C) float32, zero where
     empty; tri_id (F, H, W) int32, -1 where empty). backend: auto | reference | cpu | cuda."""
     _check(verts, tris, attrs, height, width)
-    which = backends.resolve(backend, verts.device)
-    if which == "triton":
-        raise backends.BackendError("rasterize: no Triton kernel; use 'cpu', 'cuda' or 'reference'")
+    which = resolve_backend(backend, verts.device)
     if which == "reference":
         return rasterize_reference(verts, tris, attrs, height, width, near=near)
     return _rasterize_native(which, verts, tris, attrs, height, width, near)
+
+
+def resolve_backend(backend: str, device) -> str:
+    """backends.resolve, except that there is no Triton rasteriser: an explicit 'triton' is an
+    error, while DISENTTALK_BACKEND=triton (meant for the model's ops) makes 'auto' pick the
+    compiled kernel for the device."""
+    which = backends.resolve(backend, device)
+    if which != "triton":
+        return which
+    if backend != "auto":
+        raise backends.BackendError("rasterize: no Triton kernel; use 'cpu', 'cuda' or 'reference'")
+    if device.type == "cuda" and _native.cuda_compiled():
+        return "cuda"
+    if device.type == "cpu" and _native.cpu_available():
+        return "cpu"
+    return "reference"
 
 
 def _check(verts, tris, attrs, height, width) -> None:

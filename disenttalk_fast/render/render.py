@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from disenttalk_fast import _bridge, _native, backends
+from disenttalk_fast import _bridge, _native
 from disenttalk_fast._torch import torch
 from disenttalk_fast.render import camera, lighting
-from disenttalk_fast.render.rasterize import rasterize
+from disenttalk_fast.render.rasterize import rasterize, resolve_backend
 
 DEFAULT_BACKGROUND = (0.33, 0.36, 0.42)
 
@@ -70,7 +70,7 @@ def render(motion, face_model=None, size: int = 256, *, pose=None, id=None, tex=
     tris32 = tris.to(torch.int32)
     albedo = model.albedo(tex)
     render_size = size * supersample
-    which = backends.resolve(backend, dev)
+    which = resolve_backend(backend, dev)
     for start in range(0, F, batch_size):
         sl = slice(start, min(F, start + batch_size))
         verts = model.vertices(exp[sl], id)
