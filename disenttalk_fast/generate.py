@@ -206,7 +206,8 @@ def generate(model_or_checkpoint, audio, *, sampler: str = "ddim", steps: int | 
              guidance: float | None = None, seed: int = 0, backend: str = "auto", pose=None,
              control=None, progress: bool = True, window: int | None = None,
              overlap: int | None = None, eta: float = 0.0, sr: int | None = None,
-             cache_dir=None, hubert_dir=None, layer=None, device=None) -> Motion:
+             cache_dir=None, hubert_dir=None, layer=None, device=None,
+             bounded: bool | None = None) -> Motion:
     """Generate motion for `audio`. See the module docstring.
 
     model_or_checkpoint: a checkpoint path, a `Checkpoint`, or a bare `DisentTalkDenoiser`
@@ -217,6 +218,10 @@ def generate(model_or_checkpoint, audio, *, sampler: str = "ddim", steps: int | 
     (static zeros), a Motion, a motion file or a (L', 6) array. control: a RegionControl in the
     normalised space (see `build_control`). window / overlap: frames per sampling window and
     frames held from the previous one (default: the training window, a fifth of it).
+    bounded: run the windows through `Streamer` (audio read block by block, audio encoded
+    window by window): memory independent of the length, same result up to float rounding.
+    None = automatically for `mel` models on audio longer than BOUNDED_AFTER_S seconds given as
+    a file or waveform (precomputed features and the feature cache use the one-pass path).
     The result's `meta` records the settings and the wall time.
     """
     from disenttalk_fast.sampling import sample
@@ -225,14 +230,22 @@ def generate(model_or_checkpoint, audio, *, sampler: str = "ddim", steps: int | 
     ckpt = as_checkpoint(model_or_checkpoint, backend, device)
     model = ckpt.model
     dev = model_device(model)
-    feats = audio_features(ckpt, audio, sr=sr, cache_dir=cache_dir, hubert_dir=hubert_dir,
-                           layer=layer, device=dev)
-    num_frames = feats.shape[0] // 2
     if window is None:
         window, default_overlap = default_window(ckpt.config)
         overlap = default_overlap if overlap is None else overlap
     overlap = window // 5 if overlap is None else overlap
     guidance = ckpt.config.guidance_scale if guidance is None else guidance
+    if bounded is None:
+        bounded = (ckpt.feature_type == "mel" and cache_dir is None
+                   and not is_feature_array(audio, ckpt.config.audio_dim)
+                   and _duration(audio, sr) > BOUNDED_AFTER_S)
+    if bounded:
+        return _generate_bounded(ckpt, audio, sr, t0, sampler=sampler, steps=steps,
+                                 guidance=guidance, seed=seed, pose=pose, control=control,
+                                 progress=progress, window=window, overlap=overlap, eta=eta)
+    feats = audio_features(ckpt, audio, sr=sr, cache_dir=cache_dir, hubert_dir=hubert_dir,
+                           layer=layer, device=dev)
+    num_frames = feats.shape[0] // 2
     t_feat = time.perf_counter()
     bar = _Progress(progress)
     try:
@@ -250,3 +263,76 @@ def generate(model_or_checkpoint, audio, *, sampler: str = "ddim", steps: int | 
     if isinstance(audio, (str, os.PathLike)):
         meta["audio"] = str(Path(audio))
     return Motion(exp, pose_track(pose, num_frames), 25.0, ckpt.partition, meta)
+
+
+# -- bounded-memory path (long audio) ------------------------------------------------------------
+BOUNDED_AFTER_S = 120.0
+
+
+def _duration(audio, sr) -> float:
+    """Seconds of a file (from its header) or a waveform array; 0 when unknown."""
+    if isinstance(audio, (str, os.PathLike)):
+        from disenttalk_fast.audio.load import duration_seconds
+
+        try:
+            return duration_seconds(audio)
+        except (ValueError, OSError):
+            return 0.0   # the regular path reports the problem
+    shape = getattr(audio, "shape", None)
+    return shape[0] / (sr or 16000) if shape else 0.0
+
+
+def _audio_blocks(audio, sr):
+    """(sample rate, iterator of raw sample blocks) for a file or a waveform array."""
+    from disenttalk_fast.audio.load import BLOCK, AudioError, duration_seconds
+
+    if isinstance(audio, (str, os.PathLike)):
+        import soundfile as sf
+
+        path = Path(audio)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such audio file")
+        duration_seconds(path)   # one-line error when unreadable
+        rate = sf.info(str(path)).samplerate
+        if sr is not None and int(sr) != rate:
+            raise AudioError(f"{path}: sr={sr} given but the file says {rate} Hz")
+
+        def blocks():
+            try:
+                yield from sf.blocks(str(path), blocksize=BLOCK, dtype="float32", always_2d=True)
+            except RuntimeError as exc:
+                raise AudioError(f"{path}: decoding failed part-way ({exc})") from None
+        return rate, blocks()
+    x = audio.detach().cpu().numpy() if hasattr(audio, "detach") else np.asarray(audio)
+    return (sr or 16000), (x[i:i + BLOCK] for i in range(0, x.shape[0], BLOCK))
+
+
+def _generate_bounded(ckpt, audio, sr, t0, *, sampler, steps, guidance, seed, pose, control,
+                      progress, window, overlap, eta) -> Motion:
+    from disenttalk_fast.sampling.windowed import check_window, window_starts
+    from disenttalk_fast.stream import Streamer
+
+    check_window(window, overlap)
+    rate, blocks = _audio_blocks(audio, sr)
+    expected = max(1, int(np.ceil(_duration(audio, sr) * 25)))
+    bar = _Progress(progress)
+    total = len(window_starts(expected, window, overlap))
+    stream = Streamer(ckpt, hop_frames=window - overlap, overlap_frames=overlap, sampler=sampler,
+                      steps=steps, eta=eta, guidance=guidance, seed=seed, control=control,
+                      pose=pose, sample_rate=rate,
+                      progress=lambda done: bar(min(done, total), total))
+    try:
+        parts = [stream.push(b) for b in blocks]
+        parts.append(stream.flush())
+    finally:
+        bar.close()
+    exp = np.concatenate([p.exp for p in parts])
+    pose_arr = np.concatenate([p.pose for p in parts])
+    seconds = time.perf_counter() - t0
+    meta = {"sampler": sampler, "steps": steps, "guidance": float(guidance), "seed": int(seed),
+            "window": int(window), "overlap": int(overlap),
+            "backend": getattr(ckpt.model, "backend", None), "feature": ckpt.feature_type,
+            "seconds": round(seconds, 4), "bounded": True}
+    if isinstance(audio, (str, os.PathLike)):
+        meta["audio"] = str(Path(audio))
+    return Motion(exp, pose_arr, 25.0, ckpt.partition, meta)

@@ -73,7 +73,7 @@ class Streamer:
                  sampler: str = "ddim", steps: int | None = 10, eta: float = 0.0,
                  guidance: float | None = None, seed: int = 0, control=None, pose=None,
                  sample_rate: int = fr.SAMPLE_RATE, chunk_ms: float = 20.0,
-                 backend: str | None = None, device=None):
+                 backend: str | None = None, device=None, progress=None):
         from disenttalk_fast.diffusion.gaussian import GaussianDiffusion
         from disenttalk_fast.diffusion.guidance import check_guidance
         from disenttalk_fast.sampling import make_plan
@@ -103,6 +103,7 @@ class Streamer:
         self.settings = {"sampler": sampler, "steps": steps, "guidance": self.guidance,
                          "seed": int(seed), "window": self.window, "overlap": self.overlap}
         self.control = control
+        self.progress = progress     # called with the number of windows sampled so far
         self._pose_ref = pose
         if pose is not None and not isinstance(pose, np.ndarray):
             self._pose_ref = _pose_array(pose)
@@ -234,6 +235,8 @@ class Streamer:
         self.frames_emitted = end
         self.window_seconds.append(time.perf_counter() - t0)
         self.window_cpu_seconds.append(time.process_time() - c0)
+        if self.progress is not None:
+            self.progress(len(self.window_seconds))
         return Motion(exp, pose, fr.FPS, self.ckpt.partition, {"first_frame": first})
 
     def _known_upto(self, end: int):

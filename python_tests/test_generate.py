@@ -177,6 +177,23 @@ def test_generate_with_hubert_features(wav, tmp_path):
         generate(as_checkpoint(wrong), wav, steps=2, progress=False,
                  hubert_dir=tmp_path / "hubert")
 
+
+def test_bounded_memory_path_equals_one_pass(ckpt_path, wav):
+    ckpt = load_model(ckpt_path, "cpu", "reference")
+    kw = dict(steps=3, seed=5, window=8, overlap=3, progress=False)
+    ctrl = build_control(ckpt, 31, scale={"lip": 1.2}, freeze=("eye",))
+    full = generate(ckpt, wav, bounded=False, control=ctrl, **kw)
+    streamed = generate(ckpt, wav, bounded=True, control=ctrl, **kw)
+    assert streamed.meta["bounded"] and "bounded" not in full.meta
+    np.testing.assert_allclose(streamed.exp, full.exp, rtol=1e-4,
+                               atol=1e-4 * max(1.0, float(np.abs(full.exp).max())))
+    x, sr = sf.read(wav, dtype="float32")
+    x44 = np.interp(np.arange(0, x.size, 16000 / 44100), np.arange(x.size), x).astype(np.float32)
+    a = generate(ckpt, x44, sr=44100, bounded=True, **kw)
+    b = generate(ckpt, x44, sr=44100, bounded=False, **kw)
+    np.testing.assert_allclose(a.exp, b.exp, rtol=1e-4,
+                               atol=1e-4 * max(1.0, float(np.abs(b.exp).max())))
+
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
     # The tiny model's ops are far too small to gain from threads; on a shared, loaded CPU the
