@@ -95,8 +95,8 @@ def local_dwconv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
 # --- compiled kernels: C++ (CPU) and CUDA behind one op each --------------------------------
 
 def _mdd_cpu(x: torch.Tensor, dw_weight: torch.Tensor, dw_bias: torch.Tensor,
-                  pw_weight: torch.Tensor, pw_bias: Optional[torch.Tensor],
-                  dilations: list[int]) -> torch.Tensor:
+             pw_weight: torch.Tensor, pw_bias: Optional[torch.Tensor],
+             dilations: list[int]) -> torch.Tensor:
     lib = _native.require_cpu()
     x, dw_weight, dw_bias, pw_weight, pw_bias = map(
         _bridge.contiguous, (x, dw_weight, dw_bias, pw_weight, pw_bias))
@@ -125,7 +125,7 @@ def _mdd_cuda(x, dw_weight, dw_bias, pw_weight, pw_bias, dilations):
 
 
 def _local_cpu(x: torch.Tensor, weight: torch.Tensor,
-                    bias: Optional[torch.Tensor]) -> torch.Tensor:
+               bias: Optional[torch.Tensor]) -> torch.Tensor:
     lib = _native.require_cpu()
     x, weight, bias = map(_bridge.contiguous, (x, weight, bias))
     out = torch.empty_like(x)
@@ -159,8 +159,8 @@ _local_compiled.register_kernel("cuda")(_local_cuda)
 # --- Triton ---------------------------------------------------------------------------------
 
 def _mdd_triton_impl(x: torch.Tensor, dw_weight: torch.Tensor, dw_bias: torch.Tensor,
-                pw_weight: torch.Tensor, pw_bias: Optional[torch.Tensor],
-                dilations: list[int]) -> torch.Tensor:
+                     pw_weight: torch.Tensor, pw_bias: Optional[torch.Tensor],
+                     dilations: list[int]) -> torch.Tensor:
     from disenttalk_fast._triton import dwconv as kernel  # imports triton only when used
 
     x, dw_weight, dw_bias, pw_weight, pw_bias = map(
@@ -173,7 +173,7 @@ def _mdd_triton_impl(x: torch.Tensor, dw_weight: torch.Tensor, dw_bias: torch.Te
 
 
 def _local_triton_impl(x: torch.Tensor, weight: torch.Tensor,
-                  bias: Optional[torch.Tensor]) -> torch.Tensor:
+                       bias: Optional[torch.Tensor]) -> torch.Tensor:
     from disenttalk_fast._triton import dwconv as kernel
 
     x, weight, bias = map(_bridge.contiguous, (x, weight, bias))

@@ -53,7 +53,7 @@ def _check(x, gamma, beta, residual) -> None:
 # --- compiled kernels: C++ (CPU) and CUDA behind one op -------------------------------------
 
 def _film_cpu(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
-                   residual: Optional[torch.Tensor]) -> torch.Tensor:
+              residual: Optional[torch.Tensor]) -> torch.Tensor:
     lib = _native.require_cpu()
     x, gamma, beta, residual = map(_bridge.contiguous, (x, gamma, beta, residual))
     out = torch.empty_like(x)
@@ -78,7 +78,7 @@ def _film_cuda(x, gamma, beta, residual):
 # --- Triton ---------------------------------------------------------------------------------
 
 def _film_triton_impl(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
-                 residual: Optional[torch.Tensor]) -> torch.Tensor:
+                      residual: Optional[torch.Tensor]) -> torch.Tensor:
     from disenttalk_fast._triton import film as kernel  # imports triton only when used
 
     x, gamma, beta, residual = map(_bridge.contiguous, (x, gamma, beta, residual))
@@ -166,9 +166,9 @@ def film_norm(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
 
 
 def _film_norm_cpu(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
-                        residual: Optional[torch.Tensor], norm_weight: torch.Tensor,
-                        norm_bias: torch.Tensor, eps: float,
-                        groups: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+                   residual: Optional[torch.Tensor], norm_weight: torch.Tensor,
+                   norm_bias: torch.Tensor, eps: float,
+                   groups: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     lib = _native.require_cpu()
     x, gamma, beta, residual, norm_weight, norm_bias = map(
         _bridge.contiguous, (x, gamma, beta, residual, norm_weight, norm_bias))
@@ -197,9 +197,9 @@ def _film_norm_cuda(x, gamma, beta, residual, norm_weight, norm_bias, eps, group
 
 
 def _film_norm_triton_impl(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
-                      residual: Optional[torch.Tensor], norm_weight: torch.Tensor,
-                      norm_bias: torch.Tensor, eps: float,
-                      groups: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+                           residual: Optional[torch.Tensor], norm_weight: torch.Tensor,
+                           norm_bias: torch.Tensor, eps: float,
+                           groups: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     from disenttalk_fast._triton import film as kernel
 
     x, gamma, beta, residual, norm_weight, norm_bias = map(
