@@ -81,9 +81,12 @@ def flash_forward(q, k, v, out, *, B: int, L: int, S: int, H: int, head_dim: int
     """Strides are (batch, row, head) in elements; the head_dim elements of a row are contiguous."""
     if B * L * H == 0:
         return out
+    # fp32 tiles at head_dim 128 would need ~180 KB of shared memory with 64 keys per step, more
+    # than an A100 has; 32 keys per step halves that.
+    block_n = 32 if q.dtype == torch.float32 and head_dim >= 128 else BLOCK_N
     grid = (triton.cdiv(L, BLOCK_M), B * H)
     _flash_fwd[grid](q, k, v, out, L, S, H, *q_strides, *k_strides, *v_strides, *out_strides,
                      math.log2(math.e) / math.sqrt(head_dim), lookahead,
                      CAUSAL=causal, HD=head_dim, DOT_PRECISION=dot_precision(q.dtype),
-                     BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N)
+                     BLOCK_M=BLOCK_M, BLOCK_N=block_n)
     return out

@@ -60,6 +60,40 @@ def cross_shapes(cases, shapes, interpreter_shapes, shape_id=str):
     return out
 
 
+_AOT_SCRIPT = """
+import json, sys
+import triton
+from triton.compiler import ASTSource
+from triton.backends.compiler import GPUTarget
+import importlib
+spec = json.loads(sys.argv[1])
+fn = getattr(importlib.import_module(spec["module"]), spec["kernel"])
+names = fn.arg_names
+sig = {n: spec["types"].get(n, "constexpr" if n in spec["constexprs"] else "i32") for n in names}
+consts = {(names.index(k),): v for k, v in spec["constexprs"].items()}
+triton.compile(ASTSource(fn=fn, signature=sig, constexprs=consts),
+               target=GPUTarget("cuda", spec["arch"], 32))
+"""
+
+
+def compile_triton_for_gpu(module: str, kernel: str, types: dict, constexprs: dict,
+                           arch: int = 90) -> None:
+    """Compile a Triton kernel to GPU code (PTX and cubin via Triton's bundled ptxas) without a
+    GPU, in a subprocess without TRITON_INTERPRET. Catches what the interpreter accepts but the
+    compiler rejects. `types`: Triton signature types of the non-i32, non-constexpr arguments."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    spec = json.dumps(dict(module=module, kernel=kernel, types=types, constexprs=constexprs,
+                           arch=arch))
+    proc = subprocess.run([sys.executable, "-c", _AOT_SCRIPT, spec], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"{kernel} does not compile for sm_{arch}:\n{proc.stderr[-3000:]}"
+
+
 def strided(t: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """A non-contiguous view holding the same values: every other element of a wider tensor."""
     shape = list(t.shape)

@@ -6,7 +6,8 @@ import torch
 
 from disenttalk_fast import backends, ops, reference
 from disenttalk_fast._bridge import OpInputError
-from op_testing import assert_matches_reference, backend_cases, cross_shapes, strided
+from op_testing import (assert_matches_reference, backend_cases, compile_triton_for_gpu,
+                        cross_shapes, strided)
 
 # (B, L, S, H, D, lookahead): L = 1, odd L, L and S not multiples of the tiles, S smaller than the
 # horizon (S < 2 (L + lookahead)), the model's default H = 8, D = 32 at S = 2L, a head dim 64 and
@@ -125,3 +126,16 @@ def test_bad_inputs_give_one_line_errors():
         ops.causal_cross_attention(q[..., :24], k[..., :24], v[..., :24], backend="cpu")
     with pytest.raises(OpInputError, match="backend 'cpu' supports float32"):
         ops.causal_cross_attention(q.half(), k.half(), v.half(), backend="cpu")
+
+
+@pytest.mark.skipif(not backends.triton_available(), reason="triton not installed")
+@pytest.mark.parametrize("dtype,arch", [("fp16", 80), ("fp32", 90)])
+def test_triton_kernel_compiles_for_gpu(dtype, arch):
+    # The interpreter does not enforce the GPU compiler's rules (tl.dot shapes, shared memory);
+    # this compiles the real GPU binary without needing a GPU.
+    compile_triton_for_gpu(
+        "disenttalk_fast._triton.flash_attention", "_flash_fwd",
+        types={**{p: "*" + dtype for p in ("q_ptr", "k_ptr", "v_ptr", "o_ptr")},
+               "scale_log2": "fp32"},
+        constexprs=dict(CAUSAL=True, HD=32, DOT_PRECISION="ieee" if dtype == "fp32" else None,
+                        BLOCK_M=64, BLOCK_N=64), arch=arch)

@@ -6,7 +6,8 @@ import torch
 
 from disenttalk_fast import backends, ops, reference
 from disenttalk_fast._bridge import OpInputError
-from op_testing import assert_matches_reference, backend_cases, cross_shapes, strided
+from op_testing import (assert_matches_reference, backend_cases, compile_triton_for_gpu,
+                        cross_shapes, strided)
 
 # (B, L, region widths, head_dim). L = 1, odd L, L not a multiple of the 32-query / 64-key tiles,
 # the model's default regions (3, 2, 3) x 32 heads, a head_dim 64 case, batch 1 and 3.
@@ -133,3 +134,14 @@ def test_bad_inputs_give_one_line_errors():
         ops.region_attention(x, w, [b[0][:-1], b[1]], hd)
     with pytest.raises(OpInputError, match="one bias per weight"):
         ops.region_attention(x, w, b[:1], hd)
+
+
+@pytest.mark.skipif(not backends.triton_available(), reason="triton not installed")
+@pytest.mark.parametrize("dtype,arch", [("bf16", 80), ("fp32", 90)])
+def test_triton_projection_compiles_for_gpu(dtype, arch):
+    compile_triton_for_gpu(
+        "disenttalk_fast._triton.region_attention", "_project_rotary",
+        types={**{p: "*" + dtype for p in ("x_ptr", "w_ptr", "b_ptr", "ws_ptr")},
+               "inv_freq_ptr": "*fp32"},
+        constexprs=dict(HD=64, DOT_PRECISION="ieee" if dtype == "fp32" else None,
+                        BLOCK_ROWS=32, BLOCK_K=32), arch=arch)
