@@ -82,16 +82,21 @@ def render(motion, face_model=None, size: int = 256, *, pose=None, id=None, tex=
             n = torch.nn.functional.normalize(image[..., 3:], dim=-1, eps=1e-12)
             rgb = lighting.shade(image[..., :3].flatten(1, 2), n.flatten(1, 2), gamma_t[sl])
             image = rgb.reshape(image.shape[:3] + (3,))
-        covered = (tri_id >= 0).unsqueeze(-1).float()
-        if supersample > 1:
+        if supersample == 1 and bg.dim() == 1:
+            # Fast path (the common case): fill the background in place, no temporaries.
+            image[tri_id < 0] = bg
+            out = image
+        elif supersample > 1:
             k = supersample
             pool = lambda t: torch.nn.functional.avg_pool2d(  # noqa: E731
                 t.permute(0, 3, 1, 2), k).permute(0, 2, 3, 1)
+            covered = (tri_id >= 0).unsqueeze(-1).float()
             image, covered = pool(image * covered), pool(covered)
             out = image + (1.0 - covered) * bg
         else:
+            covered = (tri_id >= 0).unsqueeze(-1).float()
             out = image * covered + (1.0 - covered) * bg
-        frames[sl] = (out.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8).cpu().numpy()
+        frames[sl] = out.clamp_(0.0, 1.0).mul_(255.0).add_(0.5).to(torch.uint8).cpu().numpy()
     return frames
 
 
