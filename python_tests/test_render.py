@@ -113,6 +113,8 @@ def test_background_image_and_motion_object(face):
     (dict(size=4), "size must be an int"),
     (dict(background=np.zeros((5, 5, 3))), "background must be"),
     (dict(gamma=np.zeros(26)), "gamma must be"),
+    (dict(motion=np.full((2, 64), np.nan, np.float32)), "contain NaN"),
+    (dict(pose=np.full(6, np.inf)), "pose contains NaN"),
 ])
 def test_bad_inputs(face, kwargs, message):
     args = dict(motion=np.zeros((2, 64), np.float32), size=32)

@@ -61,8 +61,12 @@ def render(motion, face_model=None, size: int = 256, *, pose=None, id=None, tex=
     if model.device != dev:
         model = model.to(dev)
     F = exp.shape[0]
+    if not np.isfinite(exp).all():
+        raise ValueError("render: the expression coefficients contain NaN or infinite values")
     exp = torch.as_tensor(exp, dtype=torch.float32, device=dev)
     pose_t = _pose(pose if pose is not None else motion_pose, F, dev)
+    if not torch.isfinite(pose_t).all():
+        raise ValueError("render: the pose contains NaN or infinite values")
     gamma_t = lighting.as_gamma(gamma, F, dev)
     bg = _background(background, size, dev)
     frames = np.empty((F, size, size, 3), np.uint8)
