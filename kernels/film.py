@@ -43,12 +43,13 @@ def film_forward(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
 
 
 @triton.jit
-def _film_norm_fwd(x_ptr, g_ptr, b_ptr, r_ptr, nw_ptr, nb_ptr, ends_ptr, o_ptr, n_ptr, n_rows,
-                   L, C, eps, N_GROUPS: tl.constexpr, HAS_RES: tl.constexpr,
+def _film_norm_fwd(x_ptr, g_ptr, b_ptr, r_ptr, nw_ptr, nb_ptr, o_ptr, n_ptr, n_rows, L, C, eps,
+                   E0, E1, E2, E3, E4, E5, E6, N_GROUPS: tl.constexpr, HAS_RES: tl.constexpr,
                    BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
     """FiLM + residual, then LayerNorm per channel group; a program holds whole rows
     (BLOCK_C >= C), so the statistics come from registers: one read of x, residual and two
-    writes."""
+    writes. E0..E6: the channel ends of the first 7 groups (unused ones past C); they arrive as
+    scalars, so no device tensor (and no host-to-device copy) is needed per call."""
     rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
     cols = tl.arange(0, BLOCK_C)
     rows64 = rows.to(tl.int64)
@@ -65,19 +66,20 @@ def _film_norm_fwd(x_ptr, g_ptr, b_ptr, r_ptr, nw_ptr, nb_ptr, ends_ptr, o_ptr, 
     out = out.to(o_ptr.dtype.element_ty)
     tl.store(o_ptr + offs, out, mask=mask)
     v = out.to(tl.float32)  # statistics of the stored (rounded) values, like the reference
+    # Group id of every column: how many group ends lie at or before it.
+    gid = ((cols >= E0).to(tl.int32) + (cols >= E1).to(tl.int32) + (cols >= E2).to(tl.int32)
+           + (cols >= E3).to(tl.int32) + (cols >= E4).to(tl.int32) + (cols >= E5).to(tl.int32)
+           + (cols >= E6).to(tl.int32))
     mean = tl.zeros((BLOCK_R, BLOCK_C), dtype=tl.float32)
     rstd = tl.zeros((BLOCK_R, BLOCK_C), dtype=tl.float32)
-    start = 0
     for gi in tl.static_range(N_GROUPS):
-        end = tl.load(ends_ptr + gi)
-        in_g = (cols >= start) & (cols < end)
-        width = (end - start).to(tl.float32)
+        in_g = (gid == gi) & cmask
+        width = tl.sum(in_g.to(tl.float32), axis=0)
         m = tl.sum(tl.where(in_g[None, :], v, 0.0), axis=1) / width
         d = tl.where(in_g[None, :], v - m[:, None], 0.0)
         r = 1.0 / tl.sqrt(tl.sum(d * d, axis=1) / width + eps)
         mean = tl.where(in_g[None, :], m[:, None], mean)
         rstd = tl.where(in_g[None, :], r[:, None], rstd)
-        start = end
     w = tl.load(nw_ptr + cols, mask=cmask, other=0.0).to(tl.float32)
     nb = tl.load(nb_ptr + cols, mask=cmask, other=0.0).to(tl.float32)
     normed = (v - mean) * rstd * w[None, :] + nb[None, :]
@@ -85,18 +87,20 @@ def _film_norm_fwd(x_ptr, g_ptr, b_ptr, r_ptr, nw_ptr, nb_ptr, ends_ptr, o_ptr, 
 
 
 def film_norm_forward(x, gamma, beta, residual, norm_weight, norm_bias, eps: float,
-                      group_ends: torch.Tensor, out: torch.Tensor, normed: torch.Tensor):
-    """As film_forward, plus normed = group LayerNorm(out). group_ends: int32 (n_groups,) on x's
-    device, the exclusive channel end of each group (the last equals C)."""
+                      groups: list[int], out: torch.Tensor, normed: torch.Tensor):
+    """As film_forward, plus normed = LayerNorm of out over each consecutive channel group of
+    widths `groups` (1 to 8 groups summing to C)."""
     B, L, C = x.shape
     n_rows = B * L
     if n_rows == 0 or C == 0:
         return out, normed
+    ends = [sum(groups[:i + 1]) for i in range(len(groups) - 1)]
+    ends += [1 << 30] * (7 - len(ends))  # unused group ends: past every column
     block_c = triton.next_power_of_2(C)
     block_r = max(1, min(16, 4096 // block_c))
     grid = (triton.cdiv(n_rows, block_r),)
     _film_norm_fwd[grid](x, gamma, beta, residual if residual is not None else x, norm_weight,
-                         norm_bias, group_ends, out, normed, n_rows, L, C, eps,
-                         N_GROUPS=group_ends.numel(), HAS_RES=residual is not None,
+                         norm_bias, out, normed, n_rows, L, C, eps, *ends,
+                         N_GROUPS=len(groups), HAS_RES=residual is not None,
                          BLOCK_R=block_r, BLOCK_C=block_c, num_warps=4 if block_c <= 1024 else 8)
     return out, normed

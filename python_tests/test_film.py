@@ -100,9 +100,11 @@ def test_bad_inputs_give_one_line_errors():
 
 # --- film_norm: FiLM + residual + the next block's (region-grouped) LayerNorm ---------------
 
+# (shape, groups): plain LayerNorm, the model's 3 regions, and the 8-group maximum.
 NORM_CASES = [((1, 1, 1), None), ((1, 1, 256), None), ((3, 7, 5), [2, 3]),
-              ((1, 129, 96), [40, 24, 32]), ((3, 151, 257), None), ((2, 250, 256), [96, 64, 96])]
-TRITON_NORM_CASES = NORM_CASES[:4]
+              ((2, 5, 20), [1, 2, 3, 4, 2, 3, 2, 3]), ((1, 129, 96), [40, 24, 32]),
+              ((3, 151, 257), None), ((2, 250, 256), [96, 64, 96])]
+TRITON_NORM_CASES = NORM_CASES[:5]
 
 
 def make_norm(shape, dtype, device, residual=True, seed=0):

@@ -13,13 +13,17 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from disenttalk_fast._torch import torch
 
-_is_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+# Private PyTorch hooks; if a future release drops one, answer conservatively (use the dispatcher).
+_is_wrapped = getattr(getattr(torch._C, "_functorch", None), "is_functorch_wrapped_tensor", None)
+_transforms_active = getattr(torch._C, "_are_functorch_transforms_active", None)
 
 
 def direct_call_ok(*tensors) -> bool:
     if torch.compiler.is_compiling() or torch.jit.is_tracing():
         return False
-    if _get_current_dispatch_mode() is not None or torch._C._are_functorch_transforms_active():
+    if _is_wrapped is None or _transforms_active is None:
+        return False
+    if _get_current_dispatch_mode() is not None or _transforms_active():
         return False
     grad = torch.is_grad_enabled()
     for t in tensors:

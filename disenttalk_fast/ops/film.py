@@ -205,13 +205,12 @@ def _film_norm_triton_impl(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Ten
     x, gamma, beta, residual, norm_weight, norm_bias = map(
         _bridge.contiguous, (x, gamma, beta, residual, norm_weight, norm_bias))
     out, normed = torch.empty_like(x), torch.empty_like(x)
-    ends = _group_ends(tuple(groups), x.device)
     if x.is_cuda:
         with torch.cuda.device(x.device):
             return kernel.film_norm_forward(x, gamma, beta, residual, norm_weight, norm_bias, eps,
-                                            ends, out, normed)
-    return kernel.film_norm_forward(x, gamma, beta, residual, norm_weight, norm_bias, eps, ends,
-                                    out, normed)
+                                            list(groups), out, normed)
+    return kernel.film_norm_forward(x, gamma, beta, residual, norm_weight, norm_bias, eps,
+                                    list(groups), out, normed)
 
 
 _film_norm_compiled = torch.library.custom_op("disenttalk_fast::film_norm", _film_norm_cpu,
@@ -219,19 +218,6 @@ _film_norm_compiled = torch.library.custom_op("disenttalk_fast::film_norm", _fil
 _film_norm_compiled.register_kernel("cuda")(_film_norm_cuda)
 _film_norm_triton = torch.library.custom_op("disenttalk_fast::film_norm_triton",
                                            _film_norm_triton_impl, mutates_args=())
-
-_GROUP_ENDS: dict = {}
-
-
-def _group_ends(groups: tuple, device) -> torch.Tensor:
-    """Exclusive channel ends of the groups as an int32 device tensor, made once per (groups,
-    device): no host-to-device copy per call, so the op can be captured in a CUDA graph."""
-    key = (groups, str(device))
-    if key not in _GROUP_ENDS:
-        ends = [sum(groups[:i + 1]) for i in range(len(groups))]
-        _GROUP_ENDS[key] = torch.tensor(ends, dtype=torch.int32, device=device)
-    return _GROUP_ENDS[key]
-
 
 def _film_norm_fake(x, gamma, beta, residual, norm_weight, norm_bias, eps, groups):
     return (torch.empty_like(x, memory_format=torch.contiguous_format),
