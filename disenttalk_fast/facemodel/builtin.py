@@ -468,7 +468,7 @@ def _semantic_shapes(R: _Rest, sphere_front) -> np.ndarray:
         return np.stack([np.broadcast_to(np.asarray(d, float), (V,)) for d in (dx, dy, dz)], -1)
 
     shapes["jaw_open"] = R.jaw[:, None] * jaw_rot
-    shapes["lip_pucker"] = field(-0.35 * R.x * lips, 0.0, 0.08 * lips)
+    shapes["lip_pucker"] = field(-0.6 * R.x * lips, 0.0, 0.09 * lips)
     shapes["lip_funnel"] = field(-0.15 * R.x * lips, 0.045 * near_up - 0.055 * near_low,
                                  0.05 * lips)
     shapes["lip_stretch"] = field(0.06 * sign * R.corners(), 0.0, -0.02 * lips)
