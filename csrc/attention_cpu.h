@@ -1,6 +1,6 @@
 // Building blocks shared by the two C++ attention kernels (region_attention_cpu.cpp and
 // causal_cross_attention_cpu.cpp): 8-lane float vectors, a vectorised 2^x, and the online-softmax
-// update of one query row against one block of keys.
+// update of a tile of query rows against one block of keys.
 //
 // Vectors use the GCC/Clang `vector_size` extension rather than AVX intrinsics: the compiler maps
 // them to AVX2 (with -march=native on this machine) or to pairs of SSE/NEON registers elsewhere,
@@ -16,6 +16,11 @@
 #include <string>
 #include <type_traits>
 
+// Without AVX (a portable, non -march=native build) GCC notes that 32-byte vector arguments
+// have a different ABI. The vectors never cross a library boundary (everything here and in the
+// two kernels that include this header is inline or internal), so the note is silenced for them.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 namespace dt {
 namespace attn_cpu {
 
@@ -23,7 +28,7 @@ typedef float v8f __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
 
 constexpr int kLanes = 8;
-// Keys per block of the online softmax: 64 scores of one row live in 8 vector registers.
+// Keys per block of the online softmax (one row's 64 scores are 8 vectors).
 constexpr int kKeyBlock = 64;
 constexpr int kKeyVecs = kKeyBlock / kLanes;
 constexpr float kLog2e = 1.4426950408889634f;
