@@ -9,6 +9,7 @@ lighting / crop for the Deep3DFaceRecon and descriptor formats.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -23,7 +24,8 @@ def add_parser(sub, name: str) -> None:
     from disenttalk_fast.interop.formats import FORMATS
 
     p = sub.add_parser(name, help="generate motion (or a video) from speech audio",
-                       description=__doc__)
+                       description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("audio", help="speech audio file (wav/flac/ogg/...)")
     p.add_argument("--model", required=True, metavar="CKPT", help="model checkpoint (.safetensors)")
     p.add_argument("-o", "--output", required=True, metavar="OUT",

@@ -3,12 +3,14 @@ disenttalk_fast.data.prepare for the checks), printing every rejected clip with 
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 
 def add_parser(sub, name: str) -> None:
     p = sub.add_parser(name, help="build a clip dataset from audio files + coefficient files",
-                       description=__doc__)
+                       description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("audio_dir", help="folder of audio files (wav/flac/ogg/...)")
     p.add_argument("coeff_dir", help="folder of coefficient files (.npz/.mat/.npy/.txt), "
                                      "matched to the audio by file stem")
