@@ -568,7 +568,7 @@ def _expression_basis(shapes_flat, filler, rng):
     Q = G
     for _ in range(2):                                            # CholeskyQR2: G = Q Rg
         R = np.linalg.cholesky(Q.T @ Q).T
-        Q = np.linalg.solve(R.T, Q.T).T
+        Q = Q @ np.linalg.inv(R)
         Rg = R @ Rg
     data = coeffs @ Rg.T                                          # data = data_coeffs @ Q.T
     evals, evecs = np.linalg.eigh(data.T @ data)
