@@ -64,7 +64,9 @@ def extract_features(audio, feature="mel", *, num_frames: int | None = None, sr:
         if hit is not None:
             return hit
     out = np.ascontiguousarray(extractor(samples, rows), np.float32)
-    assert out.shape == (rows, extractor.dim), (out.shape, rows)
+    if out.shape != (rows, extractor.dim):   # a custom extractor broke the contract
+        raise RuntimeError(f"feature extractor '{extractor.name}' returned {out.shape}, "
+                           f"expected ({rows}, {extractor.dim})")
     if cache is not None:
         cache.put(key, extractor.name, out)
     return out
