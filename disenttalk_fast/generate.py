@@ -214,7 +214,8 @@ def generate(model_or_checkpoint, audio, *, sampler: str = "ddim", steps: int | 
     (then no de-normalisation: mean 0, std 1). audio: a file path, a waveform array (at `sr`,
     default 16 kHz), or precomputed features (2L, audio_dim). sampler "ddim" (steps <= T) or
     "ddpm" (all T steps). guidance: classifier-free scale (None = the model's default).
-    backend: the ops backend ("auto", "reference", "cpu", "cuda", "triton"). pose: None
+    backend: the ops backend ("auto", "reference", "cpu", "cuda", "triton") for this call (a
+    model passed in gets its own backend back afterwards; None keeps it). pose: None
     (static zeros), a Motion, a motion file or a (L', 6) array. control: a RegionControl in the
     normalised space (see `build_control`). window / overlap: frames per sampling window and
     frames held from the previous one (default: the training window, a fifth of it).
@@ -224,10 +225,29 @@ def generate(model_or_checkpoint, audio, *, sampler: str = "ddim", steps: int | 
     a file or waveform (precomputed features and the feature cache use the one-pass path).
     The result's `meta` records the settings and the wall time.
     """
-    from disenttalk_fast.sampling import sample
+    from disenttalk_fast.backends import BACKENDS, BackendError
 
     t0 = time.perf_counter()
-    ckpt = as_checkpoint(model_or_checkpoint, backend, device)
+    if backend is not None and backend not in BACKENDS:
+        raise BackendError(f"unknown backend '{backend}' (choose from {', '.join(BACKENDS)})")
+    is_path = isinstance(model_or_checkpoint, (str, os.PathLike))
+    ckpt = as_checkpoint(model_or_checkpoint, backend if is_path else None, device)
+    previous = ckpt.model.backend
+    if backend is not None:
+        ckpt.model.backend = backend
+    try:
+        return _generate(ckpt, audio, t0, sampler=sampler, steps=steps, guidance=guidance,
+                         seed=seed, pose=pose, control=control, progress=progress,
+                         window=window, overlap=overlap, eta=eta, sr=sr, cache_dir=cache_dir,
+                         hubert_dir=hubert_dir, layer=layer, bounded=bounded)
+    finally:
+        ckpt.model.backend = previous
+
+
+def _generate(ckpt, audio, t0, *, sampler, steps, guidance, seed, pose, control, progress,
+              window, overlap, eta, sr, cache_dir, hubert_dir, layer, bounded) -> Motion:
+    from disenttalk_fast.sampling import sample
+
     model = ckpt.model
     dev = model_device(model)
     if window is None:

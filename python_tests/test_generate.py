@@ -194,6 +194,19 @@ def test_bounded_memory_path_equals_one_pass(ckpt_path, wav):
     np.testing.assert_allclose(a.exp, b.exp, rtol=1e-4,
                                atol=1e-4 * max(1.0, float(np.abs(b.exp).max())))
 
+
+def test_backend_is_per_call(wav):
+    from disenttalk_fast.backends import BackendError
+
+    model = tiny_model(backend="reference")
+    a = generate(model, wav, steps=2, backend="auto", progress=False)
+    assert model.backend == "reference" and a.meta["backend"] == "auto"
+    b = generate(model, wav, steps=2, backend=None, progress=False)
+    assert b.meta["backend"] == "reference"
+    np.testing.assert_allclose(a.exp, b.exp, rtol=1e-3, atol=1e-3)   # kernels vs reference
+    with pytest.raises(BackendError, match="unknown backend"):
+        generate(model, wav, steps=2, backend="gpu", progress=False)
+
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
     # The tiny model's ops are far too small to gain from threads; on a shared, loaded CPU the
