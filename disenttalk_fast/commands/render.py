@@ -9,7 +9,8 @@ from pathlib import Path
 
 def add_parser(sub, name: str) -> None:
     p = sub.add_parser(name, help="render a motion .npz to an .mp4 (H.264 + AAC)",
-                       description=__doc__.split("\n")[0].strip("`"))
+                       description="Render a motion .npz with the built-in face (or a BFM) "
+                                   "and mux it with the speech into an .mp4 (H.264 + AAC).")
     p.add_argument("motion", help="motion file (.npz with exp, optional pose and fps)")
     p.add_argument("-o", "--output", required=True, help="output .mp4")
     p.add_argument("--audio", help="speech to put in the video (the video is cut/padded to it)")
