@@ -1,11 +1,13 @@
 // CUDA kernels of the depthwise temporal convolutions (see dwconv.h for the maths).
 //
-// multi_dilation_dwconv: one block owns kTL time steps of one sample and (up to) 256 output
-// channels. It walks the input channels in chunks of kKC: the chunk's input tile plus the halo
-// (max dilation rows each side) is loaded into shared memory once, the n depthwise outputs are
-// computed from it into shared memory, and the chunk's slice of the pointwise weight is multiplied
-// in with fp32 FMAs (each thread owns an 8 x 4 register tile of the output). The (B, L, n*C)
-// concatenation never exists in global memory; the input is read once when Cout <= 256.
+// multi_dilation_dwconv: one block owns kTL time steps of one sample and NB = 64 * COLS output
+// channels (COLS = 4: 256 channels, COLS = 1: 64). It walks the input channels in chunks of kKC:
+// the chunk's input tile plus the halo (max dilation rows each side) is loaded into shared memory,
+// the n depthwise outputs are computed from it into shared memory, and the chunk's slice of the
+// pointwise weight is multiplied in with fp32 FMAs (each thread owns an 8 x COLS register tile).
+// The (B, L, n*C) concatenation never exists in global memory. With the 256-wide blocks the input
+// is read once (Cout <= 256); when that would leave SMs idle (short sequences: B=2, L=250 gives 16
+// blocks) the launcher switches to 64-wide blocks, which re-read the tile from L2 per 64 outputs.
 // Deliberately simple (SIMT FMAs, no tensor cores): correctness first, it was written without a
 // GPU to test on.
 #include <algorithm>
@@ -18,12 +20,10 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kTL = 32;       // time steps per block
-constexpr int kNB = 256;      // output channels per pass of a block
 constexpr int kKC = 8;        // input channels per shared-memory chunk
 constexpr int kRowsPerThread = 8;
-constexpr int kColsPerThread = 4;
 constexpr int kMaxHalo = 64;  // largest dilation the kernel accepts (shared-memory budget)
-static_assert(kTL * kNB == kThreads * kRowsPerThread * kColsPerThread, "thread tile mismatch");
+static_assert(kTL == (kThreads / 64) * kRowsPerThread, "thread tile mismatch");
 
 struct Dilations {
   int d[kMaxDilations];
@@ -31,12 +31,13 @@ struct Dilations {
   int halo;  // max dilation
 };
 
-template <typename T>
+template <typename T, int COLS>
 __global__ void __launch_bounds__(kThreads)
     multi_dilation_kernel(const T* __restrict__ x, const T* __restrict__ dw_weight,
                           const T* __restrict__ dw_bias, const T* __restrict__ pw_weight,
                           const T* __restrict__ pw_bias, T* __restrict__ out, int L, int C,
                           int Cout, Dilations dil) {
+  constexpr int kNB = 64 * COLS;  // output channels per pass of a block
   extern __shared__ float smem[];
   const int n = dil.n, H = dil.halo;
   const int K = n * C;             // pointwise input width
@@ -53,10 +54,10 @@ __global__ void __launch_bounds__(kThreads)
   const int tx = tid % 64, ty = tid / 64;  // columns tx + 64 j, rows ty * 8 + r
   const T* xb = x + (int64_t)b * L * C;
 
-  for (int o0 = 0; o0 < Cout; o0 += kNB) {
-    float acc[kRowsPerThread][kColsPerThread];
+  for (int o0 = blockIdx.y * kNB; o0 < Cout; o0 += gridDim.y * kNB) {
+    float acc[kRowsPerThread][COLS];
 #pragma unroll
-    for (int j = 0; j < kColsPerThread; ++j) {
+    for (int j = 0; j < COLS; ++j) {
       const int o = o0 + tx + 64 * j;
       const float bias = (pw_bias != nullptr && o < Cout) ? to_float(pw_bias[o]) : 0.f;
 #pragma unroll
@@ -95,15 +96,15 @@ __global__ void __launch_bounds__(kThreads)
       __syncthreads();
       // 4. out_tile += D_chunk (kTL x KCn) * W_chunk (KCn x kNB).
       for (int k = 0; k < KCn; ++k) {
-        float a[kRowsPerThread], w[kColsPerThread];
+        float a[kRowsPerThread], w[COLS];
 #pragma unroll
         for (int r = 0; r < kRowsPerThread; ++r) a[r] = d_s[(ty * kRowsPerThread + r) * KCn + k];
 #pragma unroll
-        for (int j = 0; j < kColsPerThread; ++j) w[j] = w_s[k * wld + tx + 64 * j];
+        for (int j = 0; j < COLS; ++j) w[j] = w_s[k * wld + tx + 64 * j];
 #pragma unroll
         for (int r = 0; r < kRowsPerThread; ++r)
 #pragma unroll
-          for (int j = 0; j < kColsPerThread; ++j) acc[r][j] += a[r] * w[j];
+          for (int j = 0; j < COLS; ++j) acc[r][j] += a[r] * w[j];
       }
       __syncthreads();  // before the next chunk overwrites the shared tiles
     }
@@ -113,7 +114,7 @@ __global__ void __launch_bounds__(kThreads)
       const int t = t0 + ty * kRowsPerThread + r;
       if (t >= L) continue;
 #pragma unroll
-      for (int j = 0; j < kColsPerThread; ++j) {
+      for (int j = 0; j < COLS; ++j) {
         const int o = o0 + tx + 64 * j;
         if (o < Cout) out[((int64_t)b * L + t) * Cout + o] = from_float<T>(acc[r][j]);
       }
@@ -161,12 +162,23 @@ void multi_dilation_dwconv_forward_cuda(std::uintptr_t x, std::uintptr_t dw_weig
     dil.d[i] = static_cast<int>(dilations[i]);
     dil.halo = std::max(dil.halo, dil.d[i]);
   }
+  int device = 0, sms = 0;
+  cuda_check(cudaGetDevice(&device), "multi_dilation_dwconv_forward_cuda: cudaGetDevice");
+  cuda_check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
+             "multi_dilation_dwconv_forward_cuda: SM count");
+  const int64_t time_blocks = (L + kTL - 1) / kTL;
+  // 256-wide blocks read the input once; fall back to 64-wide ones when there would be fewer
+  // blocks than SMs (then more, smaller blocks finish sooner than a few big ones).
+  const bool wide = time_blocks * B * ((Cout + 255) / 256) >= sms;
+  const int nb = wide ? 256 : 64;
   const int KCn = n_dil * kKC;
   const size_t smem =
-      sizeof(float) * ((kTL + 2 * dil.halo) * kKC + kTL * KCn + KCn * (kNB + 1));
-  const dim3 grid((unsigned)((L + kTL - 1) / kTL), 1, (unsigned)B);
+      sizeof(float) * ((kTL + 2 * dil.halo) * kKC + kTL * KCn + KCn * (nb + 1));
+  const dim3 grid((unsigned)time_blocks, (unsigned)((Cout + nb - 1) / nb), (unsigned)B);
+  DT_CHECK(grid.y < 65536, "multi_dilation_dwconv_forward_cuda: Cout too large");
   DT_DISPATCH_FLOATING(dtype, [&] {
-    multi_dilation_kernel<scalar_t><<<grid, kThreads, smem, as_stream(stream)>>>(
+    auto kernel = wide ? multi_dilation_kernel<scalar_t, 4> : multi_dilation_kernel<scalar_t, 1>;
+    kernel<<<grid, kThreads, smem, as_stream(stream)>>>(
         ptr<const scalar_t>(x), ptr<const scalar_t>(dw_weight), ptr<const scalar_t>(dw_bias),
         ptr<const scalar_t>(pw_weight), ptr<const scalar_t>(pw_bias), ptr<scalar_t>(out),
         (int)L, (int)C, (int)Cout, dil);

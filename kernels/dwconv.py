@@ -1,10 +1,11 @@
 """Depthwise temporal convolutions as Triton kernels (channels-last (B, L, C), "same" padding).
 
 multi_dilation_dwconv: one program owns BLOCK_L time steps of one sample and BLOCK_N output
-channels (all of them when Cout <= 256). It walks the input channels in BLOCK_K chunks; per chunk
-it loads the tile once plus its shifted copies (t - d, t + d: the halo rows come from L1/L2, not
-DRAM), forms each dilation's depthwise output in registers and feeds it straight into a tl.dot
-with the matching slice of the pointwise weight. The (B, L, n*C) concatenation never exists.
+channels (all of them when Cout <= 256, unless that would leave SMs idle). It walks the input
+channels in BLOCK_K chunks; per chunk it loads the tile once plus its shifted copies (t - d,
+t + d: the halo rows come from L1/L2, not DRAM), forms each dilation's depthwise output in
+registers and feeds it straight into a tl.dot with the matching slice of the pointwise weight.
+The (B, L, n*C) concatenation never exists.
 """
 
 from __future__ import annotations
@@ -91,6 +92,10 @@ def multi_dilation_dwconv_forward(x: torch.Tensor, dw_weight: torch.Tensor,
     block_n = min(max(16, triton.next_power_of_2(Cout)), 256 if gpu else 32)
     block_l = 32 if gpu else 16
     block_k = 32 if gpu else 16
+    if gpu:  # short sequences: narrower programs (tile re-read from L2) rather than idle SMs
+        sms = torch.cuda.get_device_properties(x.device).multi_processor_count
+        while block_n > 64 and triton.cdiv(L, block_l) * B * triton.cdiv(Cout, block_n) < sms:
+            block_n //= 2
     grid = (triton.cdiv(L, block_l), triton.cdiv(Cout, block_n), B)
     _mdd_fwd[grid](x, dw_weight, dw_bias, pw_weight, pw_bias if pw_bias is not None else x, out,
                    L, C, Cout, dil[0], dil[1], dil[2], dil[3], N_DIL=len(dilations),
