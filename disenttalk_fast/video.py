@@ -13,12 +13,13 @@ that common players open.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+
+from disenttalk_fast._atomic import atomic_output
 
 AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
 
@@ -35,15 +36,8 @@ def write_video(frames, audio, path, fps: float = 25, *, sample_rate: int | None
         frames = _conform(frames, round(len(samples) / rate * fps))
     if not path.parent.is_dir():
         raise FileNotFoundError(f"{path}: output folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.mp4")
-    os.close(fd)
-    try:
+    with atomic_output(path, suffix=".tmp.mp4") as tmp:
         _encode(tmp, frames, fps, samples, rate, crf, audio_bitrate)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 
