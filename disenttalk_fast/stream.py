@@ -50,6 +50,7 @@ from disenttalk_fast.audio.load import AudioConditioner
 from disenttalk_fast.audio.mel import LEFT_CONTEXT, RIGHT_CONTEXT, MelExtractor
 from disenttalk_fast.generate import as_checkpoint, model_device, pose_track
 from disenttalk_fast.motion import Motion
+from disenttalk_fast.sampling.windowed import WindowSampler
 
 FRAME_MS = 1000.0 / fr.FPS
 
@@ -109,6 +110,7 @@ class Streamer:
             self._pose_ref = _pose_array(pose)
         pose_track(self._pose_ref, 1)   # validate now, not at the first window
         self.generator = torch.Generator(device=self.device).manual_seed(int(seed))
+        self.window_sampler = WindowSampler(self.plan, self.generator, self.device)
         self.conditioner = AudioConditioner(sample_rate, "stream")
         self.mel = MelExtractor(device="cpu")
         self.reset_timing()
@@ -196,35 +198,26 @@ class Streamer:
         null = self._null.window(0, end - start)
         return cond, null
 
-    # -- one window (the same steps, in the same order, as sampling.windowed) ------------------
+    # -- one window (the same WindowSampler as offline sampling.windowed) ----------------------
     def _run_window(self, start: int, end: int) -> Motion:
-        from disenttalk_fast.diffusion.gaussian import randn
         from disenttalk_fast.diffusion.guidance import GuidedEps
-        from disenttalk_fast.sampling.step import DenoiseStep, Known
+        from disenttalk_fast.sampling.step import Known
 
         t0, c0 = time.perf_counter(), time.process_time()
         length, n_dims = end - start, self.ckpt.config.num_dims
         prev_end = self._prev0 + (0 if self._prev is None else self._prev.shape[1])
         held_n = max(0, prev_end - start)
         with torch.inference_mode():
-            held = torch.zeros(1, length, 1, dtype=torch.bool, device=self.device)
-            held[:, :held_n] = True
             values = torch.zeros(1, length, n_dims, device=self.device)
             if held_n:
                 values[:, :held_n] = self._prev[:, start - self._prev0: prev_end - self._prev0]
-            mask = held
             known = None
             if self.control is not None and self.control.has_known:
-                known = self._known_upto(end)
-                values = torch.where(held, values, known.values[:, start:end])
-                mask = held | known.mask
-            win_known = Known(values, mask) if (held_n or known is not None) else None
+                full = self._known_upto(end)
+                known = Known(full.values[:, start:end], full.mask)
             cond, null = self._window_cache(start, end)
-            step = DenoiseStep(GuidedEps(self.model, cond, null, self.guidance), self.plan,
-                               win_known)
-            z = step.start(randn((1, length, n_dims), self.generator, self.device))
-            for i in range(self.plan.num_steps):
-                z = step(z, i, randn(z.shape, self.generator, self.device))
+            z = self.window_sampler(GuidedEps(self.model, cond, null, self.guidance), values,
+                                    held_n, known)
             self._prev, self._prev0 = z, start
             new = z[:, held_n:]
             if self.control is not None:

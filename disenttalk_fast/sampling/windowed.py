@@ -41,6 +41,71 @@ def check_window(window, overlap) -> None:
         raise ValueError(f"overlap must be an integer in [0, window={window}), got {overlap!r}")
 
 
+class WindowSampler:
+    """Samples one window at a time — the loop shared by offline windowed sampling and the
+    streaming API, so both produce the same numbers for the same seed.
+
+    The first `held_n` frames of a window are held to the previous window's output (and region
+    control may fix more); noise comes from `generator`. With `cuda_graph` (default: on CUDA
+    devices) one captured step is replayed per window shape; on the CPU, True runs the same
+    static-buffer path without a graph.
+    """
+
+    def __init__(self, plan, generator, device, cuda_graph: bool | None = None):
+        self.plan, self.generator, self.device = plan, generator, torch.device(device)
+        self.use_graph = self.device.type == "cuda" if cuda_graph is None else bool(cuda_graph)
+        self.graph_required = bool(cuda_graph)
+        self.graphed: GraphedStep | None = None
+
+    def __call__(self, eps_window, held_values: torch.Tensor, held_n: int,
+                 known: Known | None = None, on_step=None) -> torch.Tensor:
+        """eps_window: the guided eps of this window (a GuidedEps over its frames);
+        held_values: (B, length, N) whose first held_n frames are fixed; known: region-control
+        values and mask for this window's frames, or None. Returns z (B, length, N)."""
+        shape = tuple(held_values.shape)
+        win_known = _window_known(held_values, held_n, known)
+        step = self._step(eps_window, shape, win_known)
+        z = step.start(randn(shape, self.generator, self.device))
+        for i in range(self.plan.num_steps):
+            z = step(z, i, randn(shape, self.generator, self.device))
+            if on_step is not None:
+                on_step()
+        return z.clone() if step is self.graphed else z
+
+    def _step(self, eps_window, shape, win_known):
+        if self.use_graph and (self.graphed is None or self.graphed.shape != shape):
+            self.graphed = self._capture(eps_window, shape)
+            self.use_graph = self.graphed is not None
+        if not self.use_graph:
+            return DenoiseStep(eps_window, self.plan, win_known)
+        self.graphed.load_window(eps_window, win_known)
+        return self.graphed
+
+    def _capture(self, eps_window, shape) -> GraphedStep | None:
+        """A GraphedStep for windows of `shape`; when graphs were only the default (not asked
+        for) and capture fails, warn and return None so sampling continues eagerly."""
+        try:
+            return GraphedStep(eps_window, self.plan, shape, self.device,
+                               use_graph=self.device.type == "cuda")
+        except RuntimeError as exc:
+            if self.graph_required:
+                raise
+            warnings.warn(f"CUDA graph capture failed ({str(exc).splitlines()[0]}); "
+                          "sampling without CUDA graphs", RuntimeWarning, stacklevel=4)
+            return None
+
+
+def _window_known(held_values: torch.Tensor, held_n: int, known: Known | None) -> Known | None:
+    """The values a window holds fixed: its first held_n frames, plus region control."""
+    if held_n == 0 and known is None:
+        return None
+    held = torch.zeros(1, held_values.shape[1], 1, dtype=torch.bool, device=held_values.device)
+    held[:, :held_n] = True
+    if known is None:
+        return Known(held_values, held)
+    return Known(torch.where(held, held_values, known.values), held | known.mask)
+
+
 def sample_windowed(eps_fn, plan, *, batch: int, num_frames: int, num_dims: int, window: int,
                     overlap: int, generator, device, known: Known | None = None,
                     progress=None, cuda_graph: bool | None = None) -> torch.Tensor:
@@ -48,58 +113,26 @@ def sample_windowed(eps_fn, plan, *, batch: int, num_frames: int, num_dims: int,
 
     eps_fn: a GuidedEps over the whole input (it is windowed here); known: optional full-length
     region-control values (B, L, N) with a dim mask. progress(done, total) is called after
-    every denoising step. cuda_graph: replay one captured step per window shape (None = on
-    CUDA devices; on the CPU, True runs the same static-buffer path without a graph).
+    every denoising step. cuda_graph: see WindowSampler.
     """
     check_window(window, overlap)
     starts = window_starts(num_frames, window, overlap)
-    steps = plan.num_steps
-    total, done = steps * len(starts), 0
+    total, done = plan.num_steps * len(starts), 0
     out = torch.zeros(batch, num_frames, num_dims, device=device)
+    sampler = WindowSampler(plan, generator, device, cuda_graph)
+
+    def on_step():
+        nonlocal done
+        done += 1
+        progress(done, total)
+
     prev_end = 0
-    use_graph = device.type == "cuda" if cuda_graph is None else bool(cuda_graph)
-    graphed = None
     for start in starts:
         end = min(start + window, num_frames)
-        length = end - start
+        win_known = None if known is None else Known(known.values[:, start:end], known.mask)
         # Frames [start, prev_end) were produced by the previous window: hold them fixed.
-        held = torch.zeros(1, length, 1, dtype=torch.bool, device=device)
-        held[:, : max(0, prev_end - start)] = True
-        values = out[:, start:end]
-        mask = held
-        if known is not None:
-            values = torch.where(held, values, known.values[:, start:end])
-            mask = held | known.mask
-        win_known = Known(values, mask) if (prev_end > start or known is not None) else None
-        win_eps = eps_fn.window(start, end)
-        shape = (batch, length, num_dims)
-        if use_graph and (graphed is None or graphed.shape != shape):
-            graphed = _graphed_step(eps_fn, plan, shape, device, required=bool(cuda_graph))
-            use_graph = graphed is not None
-        if use_graph:
-            graphed.load_window(win_eps, win_known)
-            step = graphed
-        else:
-            step = DenoiseStep(win_eps, plan, win_known)
-        z = step.start(randn((batch, length, num_dims), generator, device))
-        for i in range(steps):
-            z = step(z, i, randn(z.shape, generator, device))
-            done += 1
-            if progress is not None:
-                progress(done, total)
-        out[:, start:end] = z
+        out[:, start:end] = sampler(eps_fn.window(start, end), out[:, start:end],
+                                    max(0, prev_end - start), win_known,
+                                    on_step if progress is not None else None)
         prev_end = end
     return out
-
-
-def _graphed_step(eps_fn, plan, shape, device, required: bool):
-    """A GraphedStep for windows of `shape`; when graphs were only the default (not asked for)
-    and capture fails, warn once and return None so sampling continues eagerly."""
-    try:
-        return GraphedStep(eps_fn, plan, shape, device, use_graph=device.type == "cuda")
-    except RuntimeError as exc:
-        if required:
-            raise
-        warnings.warn(f"CUDA graph capture failed ({str(exc).splitlines()[0]}); "
-                      "sampling without CUDA graphs", RuntimeWarning, stacklevel=3)
-        return None
