@@ -8,8 +8,12 @@ Steps (each skipped when its output already exists in --work, so a rerun resumes
 2. `disentangle` on the corpus's closed-lips / closed-eyes edits of the TRAIN clips -> partition;
 3. log-mel features for every clip (cached in the dataset folders);
 4. the sync expert (paper Eq. 10) on the train clips' lip dims;
-5. a small denoiser (d_model 64, 3 blocks, lookahead 3 frames) with L_noise + 0.01 L_sync, for
-   --minutes of wall-clock time (the step count is whatever fits; it is recorded);
+5. a small denoiser with L_noise + 0.01 L_sync, for --minutes of wall-clock time (the step count
+   is whatever fits; it is recorded): d_model 96 = lip 2 / eye 1 / global 3 heads of 16 channels
+   (every region needs at least as many channels as it has dims, or it cannot even pass its
+   noise through and sampling diverges), 3 blocks, linear schedule (with cosine, alpha_bar_T ~
+   1e-8 and the first DDIM step multiplies any eps error by ~800), and 3 frames of audio
+   lookahead (the corpus's lips lead the sound by 1-2 frames, as real lips do);
 6. the shipped files: the EMA weights without optimiser state (--out, default
    disenttalk_fast/assets/demo_model.safetensors), the sync expert
    (assets/sync_expert.safetensors) and one short English and one Mandarin test clip as 16 kHz
@@ -40,9 +44,9 @@ def log(msg: str) -> None:
 def demo_config(audio_dim: int, *, disentangle: bool = True, temporal_conv: bool = True):
     from disenttalk_fast.config import DisentTalkConfig
 
-    return DisentTalkConfig(d_model=64, head_dim=16, region_heads=(2, 1, 1), n_layers=3,
+    return DisentTalkConfig(d_model=96, head_dim=16, region_heads=(2, 1, 3), n_layers=3,
                             lookahead=3, audio_dim=audio_dim, feature_type="mel",
-                            timesteps=400, schedule="cosine", batch_size=16, window=64,
+                            timesteps=400, schedule="linear", batch_size=16, window=64,
                             lr=1e-3, ema_decay=0.995, disentangle=disentangle,
                             temporal_conv=temporal_conv)
 
