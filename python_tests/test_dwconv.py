@@ -190,5 +190,9 @@ def test_eager_fast_path_matches_dispatched_op():
     assert not _eager.direct_call_ok(x)
     with torch.no_grad():
         assert _eager.direct_call_ok(x)
+    weight = torch.nn.Parameter(inputs[3].clone())
+    assert not _eager.direct_call_ok(weight)
+    with torch.inference_mode():  # how models run: parameters count as plain tensors there
+        assert _eager.direct_call_ok(weight)
     with torch._subclasses.FakeTensorMode():
         assert not _eager.direct_call_ok(torch.empty(2))

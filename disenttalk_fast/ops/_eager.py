@@ -18,6 +18,11 @@ _is_wrapped = getattr(getattr(torch._C, "_functorch", None), "is_functorch_wrapp
 _transforms_active = getattr(torch._C, "_are_functorch_transforms_active", None)
 
 
+# nn.Parameter is a plain tensor for this purpose (it opts out of __torch_function__); other
+# subclasses (FakeTensor, DTensor, ...) need the dispatcher.
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
+
+
 def direct_call_ok(*tensors) -> bool:
     if torch.compiler.is_compiling() or torch.jit.is_tracing():
         return False
@@ -29,6 +34,6 @@ def direct_call_ok(*tensors) -> bool:
     for t in tensors:
         if t is None:
             continue
-        if type(t) is not torch.Tensor or _is_wrapped(t) or (grad and t.requires_grad):
+        if type(t) not in _PLAIN or _is_wrapped(t) or (grad and t.requires_grad):
             return False
     return True
