@@ -96,6 +96,12 @@ class AudioCache:
             raise ValueError(f"AudioCache.repeat: n must be >= 1, got {n}")
         return AudioCache.cat([self] * n)
 
+    def contiguous(self) -> "AudioCache":
+        """Dense copies of windowed views (once per window), so kernels need not copy them at
+        every diffusion step."""
+        return AudioCache(tuple(k.contiguous() for k in self.keys),
+                          tuple(v.contiguous() for v in self.values))
+
     def to(self, *args, **kwargs) -> "AudioCache":
         return AudioCache(tuple(k.to(*args, **kwargs) for k in self.keys),
                           tuple(v.to(*args, **kwargs) for v in self.values))

@@ -127,7 +127,8 @@ class DenoiserBlock(nn.Module):
         """(B, S, d) encoded audio -> this block's cross-attention keys, values (B, S, H, D)."""
         B, S, _ = audio_hidden.shape
         k, v = self.cross_kv(audio_hidden).view(B, S, 2, self.n_heads, self.head_dim).unbind(2)
-        return k, v
+        # Contiguous once per generation, so the kernels never copy them again at every step.
+        return k.contiguous(), v.contiguous()
 
     def forward(self, h: torch.Tensor, temb: torch.Tensor, audio_k: torch.Tensor,
                 audio_v: torch.Tensor, backend: str) -> torch.Tensor:

@@ -19,6 +19,7 @@ import warnings
 
 from disenttalk_fast._torch import torch
 from disenttalk_fast.diffusion.gaussian import randn
+from disenttalk_fast.diffusion.guidance import GuidedEps
 from disenttalk_fast.sampling.cuda_graph import GraphedStep
 from disenttalk_fast.sampling.step import DenoiseStep, Known
 
@@ -77,7 +78,9 @@ class WindowSampler:
             self.graphed = self._capture(eps_window, shape)
             self.use_graph = self.graphed is not None
         if not self.use_graph:
-            return DenoiseStep(eps_window, self.plan, win_known)
+            dense = GuidedEps.build(eps_window.model, None, None, eps_window.scale,
+                                    eps_window.mode, eps_window.cache.contiguous())
+            return DenoiseStep(dense, self.plan, win_known)
         self.graphed.load_window(eps_window, win_known)
         return self.graphed
 
