@@ -118,7 +118,10 @@ class DenoiserBlock(nn.Module):
     def region_attend(self, h: torch.Tensor, backend: str) -> torch.Tensor:
         """Pre-norm + region-grouped self-attention, before the fusion W_f: (B, L, d) with each
         region's heads in that region's channel group."""
-        x = self.norm(h)
+        return self.attend_normed(self.norm(h), backend)
+
+    def attend_normed(self, x: torch.Tensor, backend: str) -> torch.Tensor:
+        """Region-grouped self-attention of the already normalised x."""
         c, qkv = _like(x), list(self.attn_qkv.values())
         return ops.region_attention(x, [c(m.weight) for m in qkv], [c(m.bias) for m in qkv],
                                     self.head_dim, self.rope_base, backend=backend)
@@ -134,8 +137,16 @@ class DenoiserBlock(nn.Module):
                 audio_v: torch.Tensor, backend: str) -> torch.Tensor:
         """h: (B, L, d) residual stream; temb: (B, d) activated timestep embedding;
         audio_k, audio_v: (B, S, H, D) from `audio_kv`."""
-        B, L, d = h.shape
-        s = self.attn_fuse(self.region_attend(h, backend))
+        final, gamma, beta = self.body(self.norm(h), temb, audio_k, audio_v, backend)
+        c = _like(final)
+        return ops.film(final, gamma, beta, residual=c(h), backend=backend)
+
+    def body(self, x: torch.Tensor, temb: torch.Tensor, audio_k: torch.Tensor,
+             audio_v: torch.Tensor, backend: str):
+        """Everything between the pre-norm and the FiLM residual add: x is norm(h). Returns
+        (final, gamma, beta), so a fast model can fuse the FiLM add with the next block's norm."""
+        B, L, d = x.shape
+        s = self.attn_fuse(self.attend_normed(x, backend))
         if self.tconv is not None:
             s = self.tconv(s, backend)
         f_conv = self.local_conv(s, backend)
@@ -146,4 +157,4 @@ class DenoiserBlock(nn.Module):
         final = self.out_fuse(torch.cat([f_conv, f_attn.to(f_conv.dtype)], dim=-1))
         c = _like(final)
         gamma, beta = self.film(temb).chunk(2, dim=-1)
-        return ops.film(final, c(gamma), c(beta), residual=c(h), backend=backend)
+        return final, c(gamma), c(beta)

@@ -188,6 +188,10 @@ class DisentTalkDenoiser(nn.Module):
         dtype = self.out_proj.weight.dtype
         temb = F.silu(self.time_embed(t))
         h = self.project_input(z_t.to(dtype))
+        return self.run_blocks(h, temb, cache)
+
+    def run_blocks(self, h: torch.Tensor, temb: torch.Tensor, cache: AudioCache) -> torch.Tensor:
+        """The blocks and the output head: hidden (B, L, d) -> eps (B, L, N)."""
         for block, k, v in zip(self.blocks, cache.keys, cache.values):
             h = block(h, temb, k, v, self.backend)
         return self.out_proj(self.out_norm(h))

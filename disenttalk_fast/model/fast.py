@@ -9,7 +9,7 @@ overrides), or an explicit "cpu" | "cuda" | "triton".
 
 from __future__ import annotations
 
-from disenttalk_fast import backends
+from disenttalk_fast import backends, ops
 from disenttalk_fast.config import DisentTalkConfig
 from disenttalk_fast.model.denoiser import DisentTalkDenoiser
 from disenttalk_fast.partition import Partition
@@ -37,6 +37,23 @@ class FastDenoiser(DisentTalkDenoiser):
         ref = DisentTalkDenoiser(self.config, self.partition, backend="reference")
         _copy_into(ref, self)
         return ref
+
+    def run_blocks(self, h, temb, cache):
+        """As the reference, but each block's FiLM residual add is fused with the next block's
+        pre-norm (and the last one with the output norm): `ops.film_norm` writes the new residual
+        stream and its normalised copy in one pass instead of film + a LayerNorm re-read."""
+        x = self.blocks[0].norm(h)
+        for i, (block, k, v) in enumerate(zip(self.blocks, cache.keys, cache.values)):
+            final, gamma, beta = block.body(x, temb, k, v, self.backend)
+            nxt = self.blocks[i + 1].norm if i + 1 < len(self.blocks) else None
+            if nxt is not None:
+                weight, bias, eps, groups = nxt.weight, nxt.bias, nxt.eps, nxt.widths
+            else:
+                norm = self.out_norm
+                weight, bias, eps, groups = norm.weight, norm.bias, norm.eps, None
+            h, x = ops.film_norm(final, gamma, beta, h.to(final.dtype), weight.to(final.dtype),
+                                 bias.to(final.dtype), eps, groups, backend=self.backend)
+        return self.out_proj(x)
 
     def resolved_backend(self) -> str:
         """The backend the ops resolve to for this model's current device."""
