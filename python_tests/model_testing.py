@@ -48,11 +48,3 @@ def inputs(model: DisentTalkDenoiser, batch: int, frames: int, seed: int = 1, dt
     audio = torch.randn(batch, 2 * frames, cfg.audio_dim, generator=g, dtype=dtype)
     return z, t, audio
 
-
-def one_thread():
-    """Generator for an autouse fixture: run with one intra-op thread (the dev machine's two
-    cores are shared; two contended threads are several times slower than one for tiny models)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)

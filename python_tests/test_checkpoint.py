@@ -8,10 +8,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from disenttalk_fast.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from model_testing import inputs, one_thread, tiny_model
+from model_testing import inputs, tiny_model
 
 
-single_thread = pytest.fixture(autouse=True)(one_thread)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def stats(n, seed=0):

@@ -6,10 +6,10 @@ import torch
 from disenttalk_fast import ops
 from disenttalk_fast.model import AudioCache, DisentTalkDenoiser
 from disenttalk_fast.partition import Partition
-from model_testing import inputs, one_thread, tiny_config, tiny_model
+from model_testing import inputs, tiny_config, tiny_model
 
 
-single_thread = pytest.fixture(autouse=True)(one_thread)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("frames", [1, 7, 33])

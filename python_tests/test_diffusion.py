@@ -10,13 +10,7 @@ from diffusion_testing import synthetic_clips, tiny_model
 from disenttalk_fast.diffusion import GaussianDiffusion, GuidedEps, NoiseSchedule, make_betas
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The test machine is shared; one thread is much faster than two contended ones here.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("name", ["linear", "cosine"])

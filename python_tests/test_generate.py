@@ -12,6 +12,8 @@ from disenttalk_fast.interop import read_motion
 from disenttalk_fast.motion import Motion
 from generate_testing import tiny_model
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 @pytest.fixture(scope="module")
 def ckpt_path(tmp_path_factory):
@@ -207,11 +209,3 @@ def test_backend_is_per_call(wav):
     with pytest.raises(BackendError, match="unknown backend"):
         generate(model, wav, steps=2, backend="gpu", progress=False)
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # The tiny model's ops are far too small to gain from threads; on a shared, loaded CPU the
-    # intra-op pool's spinning makes them tens of times slower.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)

@@ -16,12 +16,7 @@ from disenttalk_fast.sampling.step import DenoiseStep
 from disenttalk_fast.sampling.windowed import window_starts
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,7 @@ from disenttalk_fast.sync.train import train_sync_expert
 LIPS = (0, 1, 2)   # the tiny model's contiguous partition: lip = dims 0..2
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -17,12 +17,7 @@ from disenttalk_fast.training.windows import RandomWindows
 CLIPS = synthetic_clips(3, 30, seed=5)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_trainer(**kw):
