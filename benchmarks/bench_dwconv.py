@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from _conv_film_bench import PROVIDERS, make_callable, parse_args, print_table, skip_reason
+from _harness import PROVIDERS, make_callable, parse_args, print_table, skip_reason
 from disenttalk_fast import ops, reference
 
 SHAPES = {"window B=4 L=250 C=256": (4, 250, 256), "window B=2 L=250 C=256": (2, 250, 256),

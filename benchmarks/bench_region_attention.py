@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from _conv_film_bench import PROVIDERS, make_callable, parse_args, print_table, skip_reason
+from _harness import PROVIDERS, make_callable, parse_args, print_table, skip_reason
 from disenttalk_fast import ops, reference
 
 SHAPES = {"window B=4 L=250": (4, 250), "clip B=2 L=1325": (2, 1325)}

@@ -10,7 +10,7 @@ from disenttalk_fast.bench.runner import Row
 
 def format_table(rows: list[Row], header: str) -> str:
     lines = [header, ""]
-    cols = ("name", "shape", "provider", "ms", "x eager", "GB/s", "of copy BW", "note")
+    cols = ("name", "shape", "provider", "ms", "x eager", "GB/s", "of peak BW", "note")
     table = [cols]
     for r in rows:
         table.append((

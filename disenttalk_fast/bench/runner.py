@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 from disenttalk_fast._torch import torch
 from disenttalk_fast.bench import providers as prov
-from disenttalk_fast.bench.timing import copy_bandwidth_gbps, measure
+from disenttalk_fast.bench.timing import measure
 
 
 @dataclass
@@ -33,7 +33,7 @@ def device_name(device: torch.device) -> str:
 
 
 def run_case(suite: str, case, device: torch.device, providers, budget_s: float,
-             copy_gbps: float | None) -> list[Row]:
+             peak_gbps: float | None) -> list[Row]:
     rows: list[Row] = []
     eager_ms = None
     for p in providers:
@@ -58,8 +58,8 @@ def run_case(suite: str, case, device: torch.device, providers, budget_s: float,
         nbytes = getattr(case, "bytes_moved", None)
         if nbytes:
             row.gbps = round(nbytes / (t.median_ms * 1e-3) / 1e9, 2)
-            if copy_gbps:
-                row.bandwidth_fraction = round(row.gbps / copy_gbps, 3)
+            if peak_gbps:
+                row.bandwidth_fraction = round(row.gbps / peak_gbps, 3)
         rows.append(row)
     return rows
 
@@ -75,6 +75,3 @@ def _callable(case, provider: str, device: torch.device):
         return torch.compile(case.run_reference, mode=prov.compile_mode(device))
     return lambda: case.run_backend(provider)
 
-
-def reference_bandwidth(device: torch.device) -> float:
-    return copy_bandwidth_gbps(device)

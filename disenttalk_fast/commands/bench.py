@@ -35,6 +35,7 @@ def _split(s: str) -> list[str]:
 def run(args) -> int:
     from disenttalk_fast._torch import torch
     from disenttalk_fast.bench import op_cases, providers, report, runner
+    from disenttalk_fast.bench.bandwidth import peak_gbps
     from disenttalk_fast.cli import UserError
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -60,16 +61,16 @@ def run(args) -> int:
 
     torch.manual_seed(0)
     name = runner.device_name(device)
-    copy_gbps = runner.reference_bandwidth(device)
+    peak, peak_source = peak_gbps(device)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     header = (f"disenttalk bench — {name} — {args.dtype} — {stamp}\n"
-              f"measured copy bandwidth {copy_gbps:.1f} GB/s; ratios are against the eager "
+              f"memory bandwidth {peak:.1f} GB/s ({peak_source}); ratios are against the eager "
               f"reference measured in the same run")
     rows: list = []
     if "ops" in suites:
         shapes = _split(args.shapes) or (["window-250"] if args.quick else None)
         for case in op_cases.op_cases(device, dtype, _split(args.ops), shapes):
-            rows += runner.run_case("op", case, device, wanted, args.budget, copy_gbps)
+            rows += runner.run_case("op", case, device, wanted, args.budget, peak)
             print(f"  measured {case.op} {case.shape}", file=sys.stderr, flush=True)
     if "model" in suites:
         from disenttalk_fast.bench import model_cases
@@ -78,7 +79,8 @@ def run(args) -> int:
             rows += runner.run_case("model", case, device, wanted, args.budget, None)
             print(f"  measured {case.name} {case.shape}", file=sys.stderr, flush=True)
     print(report.format_table(rows, header))
-    meta = {"device": name, "dtype": args.dtype, "date": stamp, "copy_gbps": copy_gbps,
+    meta = {"device": name, "dtype": args.dtype, "date": stamp, "peak_gbps": peak,
+            "peak_gbps_source": peak_source,
             "torch": torch.__version__, "python": platform.python_version(),
             "command": "disenttalk bench " + " ".join(sys.argv[2:])}
     if args.json:

@@ -1,50 +1,32 @@
-"""Shared plumbing of bench_dwconv.py and bench_film.py: providers, timing, the printed table.
+"""Shared plumbing of the per-op benchmarks (bench_<op>.py): providers, timing, the table.
 
 Providers, side by side in one run on one device: the reference in eager mode, torch.compile of
 the reference, and the fused backends (cpu = C++, cuda, triton). A provider that cannot run here
 is printed as "skipped" (pytest: skipped), never as a failure. Bandwidth-bound ops print achieved
 GB/s from a bytes-moved model (each tensor read or written once), and on a GPU the fraction of
-the device's peak memory bandwidth.
+the device's peak memory bandwidth. Providers, timing and bandwidth come from
+disenttalk_fast.bench, which `disenttalk bench` uses too.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import torch
 
-from disenttalk_fast import _native, backends
+from disenttalk_fast.bench import providers as _providers
+from disenttalk_fast.bench.bandwidth import peak_gbps
+from disenttalk_fast.bench.timing import measure
 
-PROVIDERS = ("eager", "compile", "cpu", "cuda", "triton")
-
-# Datasheet peak DRAM bandwidth (GB/s) by device-name fragment; unknown GPUs fall back to a
-# measured device-to-device copy (which understates the peak by ~10%, flagged in the table).
-PEAK_GBPS = {"H200": 4800.0, "H100 SXM": 3350.0, "H100 80GB HBM3": 3350.0, "H100 PCIe": 2000.0,
-             "H100 NVL": 3900.0, "A100-SXM4-80GB": 2039.0, "A100 80GB PCIe": 1935.0,
-             "A100-SXM4-40GB": 1555.0, "A100-PCIE-40GB": 1555.0, "L40S": 864.0, "L4": 300.0}
+PROVIDERS = _providers.PROVIDERS
 
 
 def skip_reason(provider: str, device: torch.device,
                 dtype: torch.dtype = torch.float32) -> str | None:
-    if provider in ("eager", "compile"):
-        return None
-    if provider == "cpu":
-        if dtype != torch.float32:
-            return "the C++ kernels are fp32"
-        if device.type != "cpu":
-            return "the C++ kernels take CPU tensors"
-        return None if _native.cpu_available() else "C++ kernels not built"
-    if provider == "cuda":
-        if device.type != "cuda":
-            return "no CUDA device"
-        return None if _native.cuda_compiled() else "CUDA kernels not compiled in"
-    if provider == "triton":
-        if not backends.triton_available():
-            return "triton not installed"
-        return None if device.type == "cuda" else "needs a GPU (the interpreter is no benchmark)"
-    raise ValueError(provider)
+    if provider == "cpu" and dtype != torch.float32:
+        return "the C++ kernels are fp32"
+    return _providers.unavailable_reason(provider, device)
 
 
 def make_callable(provider: str, reference_fn, fused_fn):
@@ -57,11 +39,6 @@ def make_callable(provider: str, reference_fn, fused_fn):
     return lambda: fused_fn(provider)
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 # Set by --cpu-time: time CPU work by the calling thread's CPU time instead of wall time. With one
 # thread every provider runs on the calling thread, and thread CPU time does not count the time
 # the scheduler hands to other processes — the honest measure on a shared, overloaded machine.
@@ -70,38 +47,8 @@ CLOCK = {"fn": time.perf_counter}
 
 def time_ms(fn, device: torch.device, budget_s: float = 1.0, warmup: int = 3) -> float:
     """Median time of fn() in ms (CUDA: events on the current stream; CPU: CLOCK)."""
-    for _ in range(warmup):
-        fn()
-    sync(device)
-    times, start = [], time.perf_counter()
-    while len(times) < 5 or (time.perf_counter() - start < budget_s and len(times) < 200):
-        if device.type == "cuda":
-            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            a.record()
-            fn()
-            b.record()
-            b.synchronize()
-            times.append(a.elapsed_time(b))
-        else:
-            clock = CLOCK["fn"]
-            t0 = clock()
-            fn()
-            times.append((clock() - t0) * 1e3)
-    return statistics.median(times)
-
-
-def peak_gbps(device: torch.device) -> tuple[float, str] | None:
-    if device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
-    for key, gbps in PEAK_GBPS.items():
-        if key in name:
-            return gbps, "datasheet"
-    n = (256 << 20) // 4
-    src = torch.ones(n, device=device)
-    dst = torch.empty_like(src)
-    ms = time_ms(lambda: dst.copy_(src), device, budget_s=0.3)
-    return 2 * n * 4 / (ms * 1e-3) / 1e9, "measured copy"
+    return measure(fn, device, warmup=warmup, budget_s=budget_s, max_repeats=200,
+                   clock=CLOCK["fn"]).median_ms
 
 
 def device_name(device: torch.device) -> str:
@@ -118,7 +65,7 @@ def device_name(device: torch.device) -> str:
 def print_table(title: str, device: torch.device, cases, dtype: torch.dtype,
                 providers=PROVIDERS) -> None:
     """cases: iterable of (name, reference_fn, fused_fn, bytes_moved or None)."""
-    peak = peak_gbps(device)
+    peak = peak_gbps(device) if device.type == "cuda" else None
     clock = ", thread CPU time" if CLOCK["fn"] is time.thread_time else ""
     print(f"\n{title} — {device_name(device)}, {str(dtype).replace('torch.', '')}{clock}")
     if peak:
