@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 
 from disenttalk_fast.generate import as_checkpoint, build_control, generate
 from disenttalk_fast.motion import Motion

@@ -433,7 +433,6 @@ def _eye_closure(R: _Rest, eye, sphere_front_z):
     """Displacements of the upper and lower lid margins (and the lid rows behind them) that
     bring both margins to a closure line 30% up from the lower margin, bulging over the eye."""
     L = R.L
-    s = L.slits[eye]
     o, _ = L.slit_profile(eye, 0.6)
     gap = (EYE_OPEN_UP + EYE_OPEN_DOWN) * o                     # per column
     up = np.zeros((len(R.x), 3))
@@ -603,7 +602,6 @@ def builtin_model():
     parts.add("teeth_lower", *_teeth(upper=False))
     parts.add("cavity", *_cavity())
     pos, col, tris = parts.arrays()
-    V = len(pos)
 
     rest = _Rest(L, pos, parts.ranges, (L.rows, N_COLS))
     shapes = _semantic_shapes(rest, sphere_front)                      # (S, V, 3)
