@@ -12,6 +12,7 @@ from disenttalk_fast.sampling import sample
 from model_testing import inputs, scrambled_partition, tiny_config
 
 HAS_CUDA = torch.cuda.is_available()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 # Head dim 32 (the kernels' smallest specialised size), three one-head regions, two blocks.
 FAST_TINY = dict(d_model=96, head_dim=32, region_heads=(1, 1, 1))
@@ -85,8 +86,8 @@ def test_seeded_sampling_matches_reference(backend, device, sampler, steps):
 def test_static_buffer_step_equals_eager_step(sampler, steps):
     """The CUDA-graph path (static buffers reloaded per window and per step) computes exactly
     what the eager step does; on the CPU it runs the same buffers without capture."""
-    model = reference_model(timesteps=10)
-    audio = torch.randn(2, 2 * 23, model.config.audio_dim)
+    model = reference_model(timesteps=6)
+    audio = torch.randn(2, 2 * 13, model.config.audio_dim)
     kw = dict(sampler=sampler, steps=steps, guidance=1.5, seed=7, window=8, overlap=3)
     eager = sample(model, audio, cuda_graph=False, **kw)
     buffered = sample(model, audio, cuda_graph=True, **kw)
