@@ -133,14 +133,23 @@ def run(args) -> int:
     if args.cross_lingual and "zh" in by_lang:
         _log("cross-lingual: English-only model on the Mandarin clips")
         en_ckpt = load_model(args.cross_lingual, device="cpu", backend="reference")
-        rows, _ = E.evaluate_model(en_ckpt, by_lang["zh"], ev, steps=args.steps, controls=False)
-        result["cross_lingual"] = {"en_only_on_zh": rows["generated"].summary(),
-                                   "both_on_zh": per_lang["zh"]["generated"]}
-        if "en" in by_lang:
-            rows, _ = E.evaluate_model(en_ckpt, by_lang["en"], ev, steps=args.steps,
+        # the bilingual reference: the main model, or the one trained for the same budget
+        both = load_model(args.ablation_baseline, device="cpu", backend="reference") \
+            if args.ablation_baseline else None
+        cl = result["cross_lingual"] = {}
+        for lang in ("zh", "en"):
+            if lang not in by_lang:
+                continue
+            rows, _ = E.evaluate_model(en_ckpt, by_lang[lang], ev, steps=args.steps,
                                        controls=False)
-            result["cross_lingual"]["en_only_on_en"] = rows["generated"].summary()
-            result["cross_lingual"]["both_on_en"] = per_lang["en"]["generated"]
+            cl[f"en_only_on_{lang}"] = rows["generated"].summary()
+            if both is None:
+                cl[f"both_on_{lang}"] = per_lang[lang]["generated"]
+            else:
+                rows, _ = E.evaluate_model(both, by_lang[lang], ev, steps=args.steps,
+                                           controls=False)
+                cl[f"both_on_{lang}"] = rows["generated"].summary()
+        result["cross_lingual_reference"] = str(args.ablation_baseline or model_path)
 
     # -- ablations -----------------------------------------------------------------------------
     if ablations:
@@ -209,7 +218,9 @@ def markdown(r: dict) -> str:
         cl = r["cross_lingual"]
         labels = {"both_on_zh": "trained EN+ZH, tested ZH", "en_only_on_zh": "trained EN only, tested ZH",
                   "both_on_en": "trained EN+ZH, tested EN", "en_only_on_en": "trained EN only, tested EN"}
-        lines += ["", "### Cross-lingual", "", report.table(cl, labels)]
+        lines += ["", "### Cross-lingual", "",
+                  f"Bilingual reference: `{Path(r['cross_lingual_reference']).name}`.", "",
+                  report.table(cl, labels)]
     if "ablations" in r:
         lines += ["", "### Ablations (equal training steps)", "", report.table(r["ablations"])]
     lines += ["", "![eye openness](eye_openness.png)", "",
