@@ -167,7 +167,7 @@ void local_dwconv_forward_cpu(const float* x, const float* weight, const float* 
   for (int64_t c = 0; c < C; ++c)
     for (int64_t j = 0; j < K; ++j) wT[j * C + c] = weight[c * K + j];
   const float* w = wT.data();
-  const int64_t grain = std::max<int64_t>(1, 8192 / std::max<int64_t>(C, 1));
+  const int64_t grain = streaming_grain(C);
   parallel_for(B * L, grain, num_threads, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const int64_t b = r / L, t = r % L;

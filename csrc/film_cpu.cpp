@@ -52,7 +52,7 @@ void film_forward_cpu(const float* x, const float* gamma, const float* beta, con
   // One task per (b, l) row: each row reads its sample's gamma/beta (hot in cache) and the inner
   // loop over channels is a straight multiply-add the compiler vectorises.
   const int64_t rows = B * L;
-  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(C, 1));
+  const int64_t grain = streaming_grain(C);
   parallel_for(rows, grain, num_threads, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const int64_t b = r / L;
@@ -79,7 +79,7 @@ void film_norm_forward_cpu(const float* x, const float* gamma, const float* beta
   // One task per (b, l) row: the row is written to `out`, and re-read from L1 for the group
   // statistics and the normalised copy, so memory sees 2 reads and 2 writes per element.
   const int64_t rows = B * L;
-  const int64_t grain = std::max<int64_t>(1, 8192 / std::max<int64_t>(C, 1));
+  const int64_t grain = streaming_grain(C);
   parallel_for(rows, grain, num_threads, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const int64_t b = r / L;
