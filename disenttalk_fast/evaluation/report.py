@@ -10,7 +10,7 @@ import numpy as np
 LABELS = {"ground_truth": "ground truth", "generated": "generated (DDIM)",
           "mismatched_audio": "control: another clip's audio", "mean_motion": "control: mean motion"}
 COLUMNS = (("lse_c", "sync conf. (LSE-C-like) ↑", 3), ("lse_d", "sync dist. (LSE-D-like) ↓", 3),
-           ("abs_offset", "|best offset| (frames)", 2), ("mouth_corr", "mouth-open corr. ↑", 3),
+           ("abs_offset", "mean abs. best offset (frames)", 2), ("mouth_corr", "mouth-open corr. ↑", 3),
            ("lmd", "lip vertex dist. ↓", 4), ("blink_rate", "blinks / s", 3),
            ("jitter", "jitter", 4), ("clips", "clips", 0))
 
