@@ -75,6 +75,9 @@ def main(argv=None) -> int:
                    help="stop after this many denoiser steps (0: only the time budget)")
     p.add_argument("--snapshot-steps", type=int, default=0,
                    help="also keep the EMA weights at this step (equal-budget comparisons)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run checkpoint in --work (<out stem>.train.safetensors) "
+                        "for another --minutes")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (default 1: on a small shared CPU more threads "
                         "oversubscribe and run several times slower; 0 = torch's default)")
@@ -130,12 +133,19 @@ def main(argv=None) -> int:
 
     config = demo_config(ds.feature_dim, disentangle=not args.no_disentangle,
                          temporal_conv=not args.no_temporal_conv)
-    torch.manual_seed(args.seed)
-    model = DisentTalkDenoiser(config, partition)
-    n_params = sum(p.numel() for p in model.parameters())
-    trainer = Trainer(model, clips, exp_mean=ds.exp_mean, exp_std=ds.exp_std,
-                      sync_expert=None if args.no_sync_loss else expert, seed=args.seed)
     run_ckpt = work / (Path(args.out).stem + ".train.safetensors")
+    sync = None if args.no_sync_loss else expert
+    if args.resume and run_ckpt.is_file():
+        # continue the run saved in run_ckpt exactly (weights, EMA, Adam state, RNG, step)
+        trainer = Trainer.resume(run_ckpt, clips, sync_expert=sync)
+        model = trainer.model
+        log(f"resumed {run_ckpt} at step {trainer.step}")
+    else:
+        torch.manual_seed(args.seed)
+        model = DisentTalkDenoiser(config, partition)
+        trainer = Trainer(model, clips, exp_mean=ds.exp_mean, exp_std=ds.exp_std,
+                          sync_expert=sync, seed=args.seed)
+    n_params = sum(p.numel() for p in model.parameters())
     budget = args.minutes * 60.0
     start = time.time()
     chunk = 50
@@ -170,7 +180,8 @@ def main(argv=None) -> int:
     info = {"trained_on": str(dataset.name), "steps": trainer.step,
             "train_minutes": round(elapsed / 60, 1), "parameters": n_params,
             "corpus": json.loads((corpus / "corpus.json").read_text()),
-            "sync_loss": not args.no_sync_loss, "machine": f"{os.cpu_count()} CPU cores",
+            "sync_loss": not args.no_sync_loss, "resumed": bool(args.resume),
+            "machine": f"{os.cpu_count()} CPU cores",
             "torch_threads": torch.get_num_threads(),
             "note": "demo weights trained on synthetic espeak-ng speech (tools/train_demo.py)"}
     save_checkpoint(out, shipped, partition=partition, exp_mean=ds.exp_mean, exp_std=ds.exp_std,
