@@ -25,7 +25,7 @@ class ModelCase:
     name: str
     shape: str
     run_reference: Callable[[], object]
-    run_backend: Callable[[str], object]
+    run_backend: Callable[[str], object]   # "compile" = torch.compile of the reference model
     bytes_moved: int | None = None
     warmup: int = 2          # whole sampling runs take seconds: fewer warm-ups and repeats
     min_repeats: int = 5
@@ -36,9 +36,16 @@ def _models(device, dtype, config):
     ref = DisentTalkDenoiser(config).eval().to(device=device, dtype=dtype)
     fast = {}
 
+    compiled = []
+
     def get(provider):
+        # torch.compile wraps the model, not the benchmark closure: a closure that enters
+        # inference_mode inside a compiled region fails in inductor ("Cannot set version_counter
+        # for inference tensor"), and a model is what users compile.
         if provider == "compile":
-            return torch.compile(ref, mode=compile_mode(device))
+            if not compiled:
+                compiled.append(torch.compile(ref, mode=compile_mode(device)))
+            return compiled[0]
         if provider not in fast:
             fast[provider] = FastDenoiser.from_reference(ref, provider)
         return fast[provider]

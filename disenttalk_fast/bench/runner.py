@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 
 from disenttalk_fast._torch import torch
 from disenttalk_fast.bench import providers as prov
+from disenttalk_fast.bench.op_cases import OpCase
 from disenttalk_fast.bench.timing import measure
 
 
@@ -71,7 +72,7 @@ def _name(case) -> str:
 def _callable(case, provider: str, device: torch.device):
     if provider == "eager":
         return case.run_reference
-    if provider == "compile":
+    if provider == "compile" and isinstance(case, OpCase):
         return torch.compile(case.run_reference, mode=prov.compile_mode(device))
-    return lambda: case.run_backend(provider)
+    return lambda: case.run_backend(provider)   # model cases compile the model themselves
 

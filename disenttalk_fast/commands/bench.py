@@ -21,6 +21,8 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--dtype", default="fp32", choices=sorted(DTYPES))
     p.add_argument("--budget", type=float, default=1.0, help="seconds of timing per cell")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for PyTorch and the C++ kernels (default: PyTorch's)")
     p.add_argument("--json", default=None, help="write the rows as JSON here")
     p.add_argument("--chart", default=None, help="write a PNG chart of speed-ups here")
     p.add_argument("--quick", action="store_true",
@@ -38,6 +40,10 @@ def run(args) -> int:
     from disenttalk_fast.bench.bandwidth import peak_gbps
     from disenttalk_fast.cli import UserError
 
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA device is usable here")
