@@ -85,12 +85,16 @@ def compile_triton_for_gpu(module: str, kernel: str, types: dict, constexprs: di
     import os
     import subprocess
     import sys
+    import tempfile
 
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     spec = json.dumps(dict(module=module, kernel=kernel, types=types, constexprs=constexprs,
                            arch=arch))
+    # cwd away from the source tree: `python -c` puts the cwd first on sys.path, and the
+    # checkout's disenttalk_fast/ (no compiled parts, no _triton) must not shadow the install.
     proc = subprocess.run([sys.executable, "-c", _AOT_SCRIPT, spec], env=env,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600,
+                          cwd=tempfile.gettempdir())
     assert proc.returncode == 0, f"{kernel} does not compile for sm_{arch}:\n{proc.stderr[-3000:]}"
 
 

@@ -2,6 +2,7 @@
 and the `disenttalk render` command end to end."""
 
 import subprocess
+import tempfile
 import sys
 
 import av
@@ -112,8 +113,9 @@ def test_failure_while_encoding_leaves_nothing_behind(tmp_path, monkeypatch):
 
 
 def run_cli(*args):
+    # Run away from the source tree so that `-m` imports the installed package (with _C).
     return subprocess.run([sys.executable, "-m", "disenttalk_fast.cli", *args],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, cwd=tempfile.gettempdir())
 
 
 def test_render_command_end_to_end(tmp_path):
