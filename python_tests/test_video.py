@@ -2,8 +2,8 @@
 and the `disenttalk render` command end to end."""
 
 import subprocess
-import tempfile
 import sys
+import tempfile
 
 import av
 import numpy as np
