@@ -107,3 +107,20 @@ def parse_args(description: str):
         CLOCK["fn"] = time.thread_time
     return (torch.device(args.device), getattr(torch, args.dtype),
             tuple(args.providers.split(",")))
+
+
+def bench_provider(benchmark, provider: str, device: torch.device, case) -> None:
+    """One pytest-benchmark cell: `case` = (reference_fn, fused_fn, bytes_moved or None).
+    Skips (never fails) a provider that cannot run here; warms up (and compiles) untimed."""
+    import pytest
+
+    reason = skip_reason(provider, device)
+    if reason:
+        pytest.skip(reason)
+    ref_fn, fused_fn, nbytes = case
+    fn = make_callable(provider, ref_fn, fused_fn)
+    fn()
+    if nbytes:
+        benchmark.extra_info["bytes_moved"] = nbytes
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    benchmark(lambda: (fn(), sync()))

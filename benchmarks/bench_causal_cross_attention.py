@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from _harness import PROVIDERS, make_callable, parse_args, print_table, skip_reason
+from _harness import PROVIDERS, bench_provider, parse_args, print_table
 from disenttalk_fast import ops, reference
 
 SHAPES = {"window B=4 L=250 S=500": (4, 250), "clip B=2 L=1325 S=2650": (2, 1325)}
@@ -35,14 +35,7 @@ def test_causal_cross_attention(benchmark, shape, provider):
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cpu" and shape.startswith("clip"):
         pytest.skip("the 1325-frame clip is benchmarked on the GPU only")
-    reason = skip_reason(provider, device)
-    if reason:
-        pytest.skip(reason)
-    ref_fn, fused_fn, _ = cross_case(*SHAPES[shape], device, torch.float32)
-    fn = make_callable(provider, ref_fn, fused_fn)
-    fn()
-    sync = (lambda: torch.cuda.synchronize()) if device.type == "cuda" else (lambda: None)
-    benchmark(lambda: (fn(), sync()))
+    bench_provider(benchmark, provider, device, cross_case(*SHAPES[shape], device, torch.float32))
 
 
 if __name__ == "__main__":

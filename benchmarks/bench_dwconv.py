@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from _harness import PROVIDERS, make_callable, parse_args, print_table, skip_reason
+from _harness import PROVIDERS, bench_provider, parse_args, print_table
 from disenttalk_fast import ops, reference
 
 SHAPES = {"window B=4 L=250 C=256": (4, 250, 256), "window B=2 L=250 C=256": (2, 250, 256),
@@ -50,16 +50,8 @@ def _device():
 @pytest.mark.parametrize("op", ["multi_dilation_dwconv", "local_dwconv"])
 def test_dwconv(benchmark, op, shape, provider):
     device = _device()
-    reason = skip_reason(provider, device)
-    if reason:
-        pytest.skip(reason)
     build = mdd_case if op == "multi_dilation_dwconv" else local_case
-    ref_fn, fused_fn, nbytes = build(*SHAPES[shape], device, torch.float32)
-    fn = make_callable(provider, ref_fn, fused_fn)
-    fn()  # compile / warm up outside the timed region
-    sync = (lambda: torch.cuda.synchronize()) if device.type == "cuda" else (lambda: None)
-    benchmark.extra_info["bytes_moved"] = nbytes
-    benchmark(lambda: (fn(), sync()))
+    bench_provider(benchmark, provider, device, build(*SHAPES[shape], device, torch.float32))
 
 
 if __name__ == "__main__":

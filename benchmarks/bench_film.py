@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from _harness import PROVIDERS, make_callable, parse_args, print_table, skip_reason
+from _harness import PROVIDERS, bench_provider, parse_args, print_table
 from disenttalk_fast import ops, reference
 
 SHAPES = {"window B=4 L=250 C=256": (4, 250, 256), "clip B=2 L=1325 C=256": (2, 1325, 256),
@@ -49,16 +49,8 @@ def film_norm_case(B, L, C, device, dtype):
 @pytest.mark.parametrize("op", ["film", "film_norm"])
 def test_film(benchmark, op, shape, provider):
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    reason = skip_reason(provider, device)
-    if reason:
-        pytest.skip(reason)
     build = film_case if op == "film" else film_norm_case
-    ref_fn, fused_fn, nbytes = build(*SHAPES[shape], device, torch.float32)
-    fn = make_callable(provider, ref_fn, fused_fn)
-    fn()
-    sync = (lambda: torch.cuda.synchronize()) if device.type == "cuda" else (lambda: None)
-    benchmark.extra_info["bytes_moved"] = nbytes
-    benchmark(lambda: (fn(), sync()))
+    bench_provider(benchmark, provider, device, build(*SHAPES[shape], device, torch.float32))
 
 
 if __name__ == "__main__":
