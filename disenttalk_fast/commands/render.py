@@ -1,6 +1,6 @@
 """`disenttalk render MOTION -o out.mp4 [--audio speech.wav] [--bfm FILE]`: render a motion file
-(our .npz: exp (L, N), optional pose (L, 6), fps) with the built-in face or a user's BFM and mux
-it with the speech into an .mp4."""
+(any format `disenttalk_fast.interop.read_motion` reads) with the built-in face or a user's BFM
+and mux it with the speech into an .mp4."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from pathlib import Path
 
 
 def add_parser(sub, name: str) -> None:
-    p = sub.add_parser(name, help="render a motion .npz to an .mp4 (H.264 + AAC)",
-                       description="Render a motion .npz with the built-in face (or a BFM) "
+    p = sub.add_parser(name, help="render a motion file to an .mp4 (H.264 + AAC)",
+                       description="Render a motion file with the built-in face (or a BFM) "
                                    "and mux it with the speech into an .mp4 (H.264 + AAC).")
-    p.add_argument("motion", help="motion file (.npz with exp, optional pose and fps)")
+    p.add_argument("motion", help="motion file: our .npz, Deep3DFaceRecon .mat / .npy, or a "
+                                  "73-d descriptor (.txt)")
     p.add_argument("-o", "--output", required=True, help="output .mp4")
     p.add_argument("--audio", help="speech to put in the video (the video is cut/padded to it)")
     p.add_argument("--bfm", help="Deep3DFaceRecon BFM_model_front.mat (default: built-in face)")
@@ -25,6 +26,7 @@ def add_parser(sub, name: str) -> None:
 
 def run(args) -> int:
     from disenttalk_fast.facemodel.morphable import MorphableModel
+    from disenttalk_fast.interop import read_motion
     from disenttalk_fast.render import render
     from disenttalk_fast.video import write_video
 
@@ -33,7 +35,8 @@ def run(args) -> int:
         raise ValueError(f"{out}: the output must be an .mp4 file")
     if args.size < 8 or args.size % 2:
         raise ValueError(f"--size must be an even number >= 8, got {args.size}")
-    exp, pose, fps = load_motion(args.motion)
+    motion = read_motion(args.motion)
+    exp, pose, fps = motion.exp, motion.pose, motion.fps
     model = MorphableModel.from_bfm(args.bfm) if args.bfm else MorphableModel.builtin()
     if exp.shape[1] != model.exp_dims:
         raise ValueError(f"{args.motion}: motion has {exp.shape[1]} expression dims but the face "
@@ -44,30 +47,3 @@ def run(args) -> int:
     print(f"wrote {out} ({len(frames)} frames at {fps:g} fps, {args.size}x{args.size})")
     return 0
 
-
-def load_motion(path):
-    """(exp (L, N) float32, pose (L, 6) or None, fps) from a motion .npz; one-line errors."""
-    try:
-        from disenttalk_fast.motion import Motion
-    except ImportError:  # the Motion module is optional here; read the .npz directly
-        Motion = None
-    if Motion is not None:
-        m = Motion.load(path)
-        return m.exp, m.pose, m.fps
-    import numpy as np
-
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"{p}: no such motion file")
-    try:
-        with np.load(p, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    except Exception as exc:
-        raise ValueError(f"{p}: not a readable .npz motion file ({exc})") from None
-    exp = data.get("exp")
-    if exp is None or exp.ndim != 2:
-        raise ValueError(f"{p}: needs a 2-d array 'exp' (frames, dims)")
-    pose = data.get("pose")
-    if pose is not None and pose.shape != (exp.shape[0], 6):
-        raise ValueError(f"{p}: 'pose' must be ({exp.shape[0]}, 6), got {pose.shape}")
-    return exp.astype("float32"), pose, float(data.get("fps", 25.0))
