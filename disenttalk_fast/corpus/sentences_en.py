@@ -6,7 +6,7 @@ vowels, numbers, questions), not meaning. `sentences(count, seed)` is determinis
 
 from __future__ import annotations
 
-import random
+from disenttalk_fast.corpus.templates import distinct_sentences
 
 SUBJECTS = ("I", "You", "We", "They", "My brother", "Your sister", "The teacher", "Our neighbour",
             "The old man", "A young woman", "The doctor", "Every student", "My friend Paul",
@@ -80,14 +80,7 @@ TEMPLATES = (
 )
 
 
+
 def sentences(count: int = 400, seed: int = 0) -> list[str]:
     """`count` distinct sentences, deterministic for a given seed."""
-    rng = random.Random(f"en:{seed}")
-    out: list[str] = []
-    seen: set[str] = set()
-    while len(out) < count:
-        s = rng.choice(TEMPLATES)(rng)
-        if s not in seen:
-            seen.add(s)
-            out.append(s)
-    return out
+    return distinct_sentences(TEMPLATES, count, f"en:{seed}")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import random
 
+from disenttalk_fast.corpus.templates import distinct_sentences
+
 SUBJECTS = ("我", "你", "他", "她", "我们", "他们", "老师", "学生", "妈妈", "爸爸", "小明",
             "我的朋友", "张先生", "李老师", "哥哥", "妹妹", "医生", "司机", "孩子们", "王小姐")
 TIMES = ("今天", "明天", "昨天", "早上", "晚上", "每天", "星期一", "周末", "下午", "去年",
@@ -76,14 +78,7 @@ TEMPLATES = (
 )
 
 
+
 def sentences(count: int = 400, seed: int = 0) -> list[str]:
     """`count` distinct sentences, deterministic for a given seed."""
-    rng = random.Random(f"zh:{seed}")
-    out: list[str] = []
-    seen: set[str] = set()
-    while len(out) < count:
-        s = rng.choice(TEMPLATES)(rng)
-        if s not in seen:
-            seen.add(s)
-            out.append(s)
-    return out
+    return distinct_sentences(TEMPLATES, count, f"zh:{seed}")
