@@ -45,6 +45,17 @@ float centred_sq_sum(const float* p, int64_t n, float mean) {
   return s;
 }
 
+// One row of FiLM + residual: o = res + g * x + b (res may be null). Shared by film and film_norm.
+inline void film_row(const float* __restrict__ x, const float* __restrict__ g,
+                     const float* __restrict__ bt, const float* __restrict__ res,
+                     float* __restrict__ o, int64_t C) {
+  if (res) {
+    for (int64_t c = 0; c < C; ++c) o[c] = res[c] + g[c] * x[c] + bt[c];
+  } else {
+    for (int64_t c = 0; c < C; ++c) o[c] = g[c] * x[c] + bt[c];
+  }
+}
+
 }  // namespace
 
 void film_forward_cpu(const float* x, const float* gamma, const float* beta, const float* residual,
@@ -56,16 +67,8 @@ void film_forward_cpu(const float* x, const float* gamma, const float* beta, con
   parallel_for(rows, grain, num_threads, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const int64_t b = r / L;
-      const float* __restrict__ g = gamma + b * C;
-      const float* __restrict__ bt = beta + b * C;
-      const float* __restrict__ xr = x + r * C;
-      float* o = out + r * C;
-      if (residual) {
-        const float* res = residual + r * C;
-        for (int64_t c = 0; c < C; ++c) o[c] = res[c] + g[c] * xr[c] + bt[c];
-      } else {
-        for (int64_t c = 0; c < C; ++c) o[c] = g[c] * xr[c] + bt[c];
-      }
+      film_row(x + r * C, gamma + b * C, beta + b * C, residual ? residual + r * C : nullptr,
+               out + r * C, C);
     }
   });
 }
@@ -83,17 +86,10 @@ void film_norm_forward_cpu(const float* x, const float* gamma, const float* beta
   parallel_for(rows, grain, num_threads, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const int64_t b = r / L;
-      const float* __restrict__ g = gamma + b * C;
-      const float* __restrict__ bt = beta + b * C;
-      const float* __restrict__ xr = x + r * C;
       float* __restrict__ o = out + r * C;
       float* __restrict__ nrm = normed + r * C;
-      if (residual) {
-        const float* __restrict__ res = residual + r * C;
-        for (int64_t c = 0; c < C; ++c) o[c] = res[c] + g[c] * xr[c] + bt[c];
-      } else {
-        for (int64_t c = 0; c < C; ++c) o[c] = g[c] * xr[c] + bt[c];
-      }
+      film_row(x + r * C, gamma + b * C, beta + b * C, residual ? residual + r * C : nullptr, o,
+               C);
       int64_t start = 0;
       for (int gi = 0; gi < n_groups; ++gi) {
         const int64_t w = group_widths[gi];
