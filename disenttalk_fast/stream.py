@@ -194,7 +194,8 @@ class Streamer:
         from disenttalk_fast.model import AudioCache
 
         lo, hi = 2 * start - self._enc0, 2 * end - self._enc0
-        cond = AudioCache([k[:, lo:hi] for k in self._keys], [v[:, lo:hi] for v in self._values])
+        cond = AudioCache([k[:, lo:hi] for k in self._keys], [v[:, lo:hi] for v in self._values],
+                          (False,) * self._keys[0].shape[0])
         null = self._null.window(0, end - start)
         return cond, null
 

@@ -167,6 +167,25 @@ def test_cache_cat_window_repeat():
         AudioCache.cat([cond, cond.window(0, 5)])
 
 
+def test_cache_tracks_null_rows_through_cat_window_and_rows():
+    model = tiny_model()
+    _, _, audio = inputs(model, 2, 10)
+    with torch.no_grad():
+        cond, null = model.encode_audio(audio), model.encode_audio(None, batch=1, num_frames=10)
+        masked = model.encode_audio(audio, null_mask=torch.tensor([True, False]))
+    assert cond.null_rows == (False, False) and null.null_rows == (True,)
+    both = AudioCache.cat([cond, null])
+    assert both.null_rows == (False, False, True) and both.null_split() == 2
+    assert both.window(2, 5).contiguous().null_rows == both.null_rows
+    assert both.rows(torch.tensor([2, 0])).null_rows == (True, False)
+    assert both.rows(slice(1, None)).null_split() == 1
+    assert null.null_split() == 0 and cond.null_split() == 2
+    assert AudioCache.cat([null, cond]).null_split() is None        # null rows not a suffix
+    assert masked.null_rows is None and AudioCache.cat([masked, null]).null_rows is None
+    with pytest.raises(ValueError, match="null_rows names 1 rows"):
+        AudioCache(cond.keys, cond.values, (False,))
+
+
 def test_every_op_goes_through_ops_with_the_models_backend(monkeypatch):
     model = tiny_model()
     model.backend = "auto"

@@ -5,7 +5,7 @@ and the CUDA-graph step runs the same update as the eager one."""
 import pytest
 import torch
 
-from disenttalk_fast import backends
+from disenttalk_fast import backends, ops
 from disenttalk_fast.model import DisentTalkDenoiser
 from disenttalk_fast.model.fast import FastDenoiser, as_fast
 from disenttalk_fast.sampling import sample
@@ -68,6 +68,37 @@ def test_outputs_match_reference(backend, device, batch, frames):
         expected = ref(z, t, cache)
         got = fast(z, t, fast.encode_audio(audio))
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("backend,device", fast_cases())
+@pytest.mark.parametrize("n_audio,n_null", [(1, 1), (2, 1), (0, 2)])
+def test_null_audio_rows_skip_the_cross_attention_with_the_same_result(backend, device, n_audio,
+                                                                      n_null, monkeypatch):
+    """Guidance batches (audio rows, then null rows) take the null-row shortcut; the result is
+    the reference's, and a cache whose null rows are unknown gives the same through the plain
+    path."""
+    from disenttalk_fast.model import AudioCache
+
+    ref = reference_model().to(device)
+    fast = FastDenoiser.from_reference(ref, backend)
+    z, t, audio = (x.to(device) for x in inputs(ref, n_audio + n_null, 7))
+    with torch.no_grad():
+        parts = [ref.encode_audio(None, batch=n_null, num_frames=7)]
+        if n_audio:
+            parts.insert(0, ref.encode_audio(audio[:n_audio]))
+        cache = AudioCache.cat(parts)
+        assert cache.null_split() == n_audio
+        expected = ref(z, t, cache)
+        attended = []
+        real = ops.causal_cross_attention
+        monkeypatch.setattr(ops, "causal_cross_attention",
+                            lambda q, *a, **k: attended.append(q.shape[0]) or real(q, *a, **k))
+        got = fast(z, t, cache)
+        monkeypatch.setattr(ops, "causal_cross_attention", real)
+        assert attended == ([n_audio] * ref.config.n_layers if n_audio else [])
+        unflagged = fast(z, t, AudioCache(cache.keys, cache.values))
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(unflagged, expected, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("backend,device", fast_cases()[:2])

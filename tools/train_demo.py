@@ -41,10 +41,12 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def demo_config(audio_dim: int, *, disentangle: bool = True, temporal_conv: bool = True):
+def demo_config(audio_dim: int, *, disentangle: bool = True, temporal_conv: bool = True,
+                region_heads: tuple[int, int, int] = (2, 2, 3)):
     from disenttalk_fast.config import DisentTalkConfig
 
-    return DisentTalkConfig(d_model=96, head_dim=16, region_heads=(2, 1, 3), n_layers=3,
+    return DisentTalkConfig(d_model=16 * sum(region_heads), head_dim=16,
+                            region_heads=region_heads, n_layers=3,
                             lookahead=3, audio_dim=audio_dim, feature_type="mel",
                             timesteps=400, schedule="linear", batch_size=16, window=64,
                             lr=1e-3, ema_decay=0.995, disentangle=disentangle,
@@ -78,6 +80,8 @@ def main(argv=None) -> int:
     p.add_argument("--resume", action="store_true",
                    help="continue the run checkpoint in --work (<out stem>.train.safetensors) "
                         "for another --minutes")
+    p.add_argument("--region-heads", default="2,2,3",
+                   help="lip,eye,global heads of 16 channels (default 2,2,3: d_model 112)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (default 1: on a small shared CPU more threads "
                         "oversubscribe and run several times slower; 0 = torch's default)")
@@ -131,8 +135,9 @@ def main(argv=None) -> int:
     expert = SyncExpert.load(expert_path)
     log(f"sync expert ready ({time.time() - t0:.0f} s so far)")
 
+    heads = tuple(int(h) for h in args.region_heads.split(","))
     config = demo_config(ds.feature_dim, disentangle=not args.no_disentangle,
-                         temporal_conv=not args.no_temporal_conv)
+                         temporal_conv=not args.no_temporal_conv, region_heads=heads)
     run_ckpt = work / (Path(args.out).stem + ".train.safetensors")
     sync = None if args.no_sync_loss else expert
     if args.resume and run_ckpt.is_file():

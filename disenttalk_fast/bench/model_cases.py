@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from disenttalk_fast._torch import torch
 from disenttalk_fast.bench.providers import compile_mode
 from disenttalk_fast.config import DisentTalkConfig
-from disenttalk_fast.model import DisentTalkDenoiser
+from disenttalk_fast.model import AudioCache, DisentTalkDenoiser
 from disenttalk_fast.model.fast import FastDenoiser
 from disenttalk_fast.sampling import sample
 
@@ -60,15 +60,17 @@ def model_cases(device: torch.device, dtype: torch.dtype, quick: bool = False):
     for L in step_frames:
         z = torch.randn(2, L, config.num_dims, device=device, dtype=dtype)
         t = torch.full((2,), 200, device=device, dtype=torch.long)
-        audio = torch.randn(2, 2 * L, config.audio_dim, device=device, dtype=dtype)
+        audio = torch.randn(1, 2 * L, config.audio_dim, device=device, dtype=dtype)
         with torch.no_grad():
-            cache = ref.encode_audio(audio)
+            # The batch of 2 that guidance runs: the audio row and the null-audio row.
+            cache = AudioCache.cat([ref.encode_audio(audio),
+                                    ref.encode_audio(None, num_frames=L, batch=1)])
 
         def step(model, z=z, t=t, cache=cache):
             with torch.inference_mode():
                 return model(z, t, cache)
 
-        yield ModelCase("denoiser step", f"B=2 L={L}", lambda s=step: s(ref),
+        yield ModelCase("denoiser step +CFG", f"B=2 L={L}", lambda s=step: s(ref),
                         lambda p, s=step: s(get(p)))
 
     clip = 250 if quick else 1325

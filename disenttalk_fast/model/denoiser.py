@@ -112,14 +112,18 @@ class DisentTalkDenoiser(nn.Module):
                 raise ValueError("encode_audio: audio=None needs batch >= 1 and num_frames >= 1")
             rows = ROWS_PER_FRAME * num_frames
             hidden = self.null_audio.expand(batch, rows, -1)
+            null_rows = (True,) * batch
         else:
             self._check_features(audio)
             hidden = self.audio_encoder(audio.to(dtype))
+            # With a mask the flags would need the mask on the host (a device sync per training
+            # step); training does not use them, so they stay unknown.
+            null_rows = (False,) * audio.shape[0] if null_mask is None else None
             if null_mask is not None:
                 mask = self._check_null_mask(null_mask, audio.shape[0], audio.device)
                 hidden = torch.where(mask[:, None, None], self.null_audio.expand_as(hidden), hidden)
         keys, values = zip(*(block.audio_kv(hidden) for block in self.blocks))
-        return AudioCache(keys, values)
+        return AudioCache(keys, values, null_rows)
 
     def encode_audio_window(self, audio: torch.Tensor, start_frame: int, end_frame: int,
                             null_mask: torch.Tensor | None = None) -> AudioCache:
@@ -141,7 +145,7 @@ class DisentTalkDenoiser(nn.Module):
         if context == 0:
             return cache
         return AudioCache(tuple(k[:, context:] for k in cache.keys),
-                          tuple(v[:, context:] for v in cache.values))
+                          tuple(v[:, context:] for v in cache.values), cache.null_rows)
 
     def _null_kv(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Every block's (k, v) of the null row, each (1, 1, H, D)."""

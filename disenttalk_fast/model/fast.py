@@ -9,8 +9,11 @@ overrides), or an explicit "cpu" | "cuda" | "triton".
 
 from __future__ import annotations
 
+import torch.nn.functional as F
+
 from disenttalk_fast import backends, ops
 from disenttalk_fast.config import DisentTalkConfig
+from disenttalk_fast.model.blocks import DenoiserBlock
 from disenttalk_fast.model.denoiser import DisentTalkDenoiser
 from disenttalk_fast.partition import Partition
 
@@ -41,10 +44,18 @@ class FastDenoiser(DisentTalkDenoiser):
     def run_blocks(self, h, temb, cache):
         """As the reference, but each block's FiLM residual add is fused with the next block's
         pre-norm (and the last one with the output norm): `ops.film_norm` writes the new residual
-        stream and its normalised copy in one pass instead of film + a LayerNorm re-read."""
+        stream and its normalised copy in one pass instead of film + a LayerNorm re-read.
+
+        With classifier-free guidance the cache's last rows are the null audio (`null_rows`):
+        those rows skip the cross-attention (see `body_with_null_rows`)."""
+        split = cache.null_split()
+        skip_null = split is not None and split < cache.batch
         x = self.blocks[0].norm(h)
         for i, (block, k, v) in enumerate(zip(self.blocks, cache.keys, cache.values)):
-            final, gamma, beta = block.body(x, temb, k, v, self.backend)
+            if skip_null:
+                final, gamma, beta = body_with_null_rows(block, x, temb, k, v, split, self.backend)
+            else:
+                final, gamma, beta = block.body(x, temb, k, v, self.backend)
             nxt = self.blocks[i + 1].norm if i + 1 < len(self.blocks) else None
             if nxt is not None:
                 weight, bias, eps, groups = nxt.weight, nxt.bias, nxt.eps, nxt.widths
@@ -59,6 +70,37 @@ class FastDenoiser(DisentTalkDenoiser):
         """The backend the ops resolve to for this model's current device."""
         device = next(self.parameters()).device
         return backends.resolve(self.backend, device)
+
+
+def body_with_null_rows(block: DenoiserBlock, x, temb, audio_k, audio_v, n_audio: int,
+                        backend: str):
+    """`block.body` for a batch whose rows [n_audio, B) attend to the null audio only.
+
+    A null row's keys and values are the same at every audio position, so its softmax weights
+    sum to 1 over one repeated value: the cross-attention output is that value v_null for every
+    frame, whatever the query. Those rows therefore skip W_q and the attention, and their share
+    of W_o [F_conv ; F_attn] is the constant W_o[:, d:] v_null. Splitting W_o into its F_conv and
+    F_attn halves also drops the concatenation. Same result as `block.body` up to rounding.
+    """
+    B, L, d = x.shape
+    s = block.attn_fuse(block.attend_normed(x, backend))
+    if block.tconv is not None:
+        s = block.tconv(s, backend)
+    f_conv = block.local_conv(s, backend)
+    dtype = f_conv.dtype
+    weight = block.out_fuse.weight.to(dtype)
+    w_conv, w_attn = weight[:, :d], weight[:, d:]
+    final = F.linear(f_conv, w_conv, block.out_fuse.bias.to(dtype))
+    if n_audio > 0:
+        q = block.cross_q(s[:n_audio]).view(n_audio, L, block.n_heads, block.head_dim)
+        f_attn = ops.causal_cross_attention(q, audio_k[:n_audio].to(q.dtype),
+                                            audio_v[:n_audio].to(q.dtype), block.lookahead,
+                                            backend=backend).reshape(n_audio, L, d)
+        final[:n_audio] += F.linear(f_attn.to(dtype), w_attn)
+    v_null = audio_v[n_audio, 0].reshape(1, d).to(dtype)
+    final[n_audio:] += F.linear(v_null, w_attn)
+    gamma, beta = block.film(temb).chunk(2, dim=-1)
+    return final, gamma.to(dtype), beta.to(dtype)
 
 
 def _copy_into(dst: DisentTalkDenoiser, src: DisentTalkDenoiser) -> None:

@@ -73,7 +73,8 @@ class GraphedStep:
             raise ValueError("GraphedStep: CUDA graphs need a CUDA device")
         sample_window = eps_fn.window(0, L)  # any window: only its shapes are used
         self.cache = AudioCache(tuple(k.clone() for k in sample_window.cache.keys),
-                                tuple(v.clone() for v in sample_window.cache.values))
+                                tuple(v.clone() for v in sample_window.cache.values),
+                                sample_window.cache.null_rows)
         self.eps_fn = GuidedEps.build(eps_fn.model, None, None, eps_fn.scale, eps_fn.mode,
                                       self.cache)
         self.z = torch.zeros(shape, device=self.device)
