@@ -9,9 +9,10 @@ Steps (each skipped when its output already exists in --work, so a rerun resumes
 3. log-mel features for every clip (cached in the dataset folders);
 4. the sync expert (paper Eq. 10) on the train clips' lip dims;
 5. a small denoiser with L_noise + 0.01 L_sync, for --minutes of wall-clock time (the step count
-   is whatever fits; it is recorded): d_model 96 = lip 2 / eye 1 / global 3 heads of 16 channels
-   (every region needs at least as many channels as it has dims, or it cannot even pass its
-   noise through and sampling diverges), 3 blocks, linear schedule (with cosine, alpha_bar_T ~
+   is whatever fits; it is recorded): d_model 112 = lip 2 / eye 2 / global 3 heads of 16
+   channels (every region needs at least as many channels as it has dims, or it cannot even
+   pass its noise through and sampling diverges; with one eye head the model's blinks were
+   shallow dips that rarely closed the eyes), 3 blocks, linear schedule (with cosine, alpha_bar_T ~
    1e-8 and the first DDIM step multiplies any eps error by ~800), and 3 frames of audio
    lookahead (the corpus's lips lead the sound by 1-2 frames, as real lips do);
 6. the shipped files: the EMA weights without optimiser state (--out, default
