@@ -8,6 +8,7 @@
 #include "cuda_info.h"
 #include "dwconv.h"
 #include "film.h"
+#include "parallel.h"
 #include "rasterize.h"
 #include "region_attention.h"
 
@@ -21,6 +22,8 @@ void register_info(py::module_& m) {
   m.def("cuda_architectures", &dt::cuda_architectures);
   m.def("cuda_device_count", &dt::cuda_device_count);
   m.def("cuda_runtime_version", &dt::cuda_runtime_version);
+  m.def("use_openmp_runtime", &dt::use_openmp_runtime, py::arg("library_path"));
+  m.def("using_openmp_runtime", &dt::using_openmp_runtime);
 }
 
 void register_film(py::module_& m) {

@@ -8,8 +8,37 @@
 #include <thread>
 #include <vector>
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <dlfcn.h>
+#define DT_HAVE_DLOPEN 1
+#endif
+
 namespace dt {
 namespace {
+
+// One parallel_for call: chunks handed out by an atomic counter to whichever thread asks next,
+// the first exception kept and rethrown on the calling thread.
+struct Job {
+  const std::function<void(int64_t)>* chunk_fn;
+  int64_t n_chunks;
+  std::atomic<int64_t> next{0};
+  std::mutex error_mutex;
+  std::exception_ptr error;
+
+  void drain() {
+    for (;;) {
+      const int64_t c = next.fetch_add(1);
+      if (c >= n_chunks) return;
+      try {
+        (*chunk_fn)(c);
+      } catch (...) {
+        std::lock_guard<std::mutex> lk(error_mutex);
+        if (!error) error = std::current_exception();
+      }
+    }
+  }
+  static void drain_trampoline(void* job) { static_cast<Job*>(job)->drain(); }
+};
 
 // Workers sleep on a condition variable between jobs. One job runs at a time (a mutex serialises
 // callers), which matches how kernels are launched: one op after another from Python.
@@ -20,25 +49,21 @@ class Pool {
     return pool;
   }
 
-  void run(int64_t n_chunks, int threads, const std::function<void(int64_t)>& chunk_fn) {
+  void run(Job& job, int threads) {
     std::lock_guard<std::mutex> job_lock(job_mutex_);
     grow(threads - 1);
     {
       std::lock_guard<std::mutex> lk(m_);
-      fn_ = &chunk_fn;
-      n_chunks_ = n_chunks;
-      next_.store(0);
+      job_ = &job;
       active_workers_ = threads - 1;
       pending_ = threads - 1;
-      error_ = nullptr;
       ++generation_;
     }
     cv_.notify_all();
-    work();  // the calling thread takes chunks too
+    job.drain();  // the calling thread takes chunks too
     std::unique_lock<std::mutex> lk(m_);
     done_cv_.wait(lk, [&] { return pending_ == 0; });
-    fn_ = nullptr;
-    if (error_) std::rethrow_exception(error_);
+    job_ = nullptr;
   }
 
   ~Pool() {
@@ -58,29 +83,18 @@ class Pool {
     }
   }
 
-  void work() {
-    for (;;) {
-      int64_t c = next_.fetch_add(1);
-      if (c >= n_chunks_) return;
-      try {
-        (*fn_)(c);
-      } catch (...) {
-        std::lock_guard<std::mutex> lk(m_);
-        if (!error_) error_ = std::current_exception();
-      }
-    }
-  }
-
   void loop(int index) {
     uint64_t seen = 0;
     for (;;) {
+      Job* job;
       {
         std::unique_lock<std::mutex> lk(m_);
         cv_.wait(lk, [&] { return stop_ || (generation_ != seen && index < active_workers_); });
         if (stop_) return;
         seen = generation_;
+        job = job_;
       }
-      work();
+      job->drain();
       {
         std::lock_guard<std::mutex> lk(m_);
         if (--pending_ == 0) done_cv_.notify_one();
@@ -92,17 +106,42 @@ class Pool {
   std::mutex m_;
   std::condition_variable cv_, done_cv_;
   std::vector<std::thread> workers_;
-  const std::function<void(int64_t)>* fn_ = nullptr;
-  std::atomic<int64_t> next_{0};
-  int64_t n_chunks_ = 0;
+  Job* job_ = nullptr;
   int active_workers_ = 0;
   int pending_ = 0;
   uint64_t generation_ = 0;
   bool stop_ = false;
-  std::exception_ptr error_;
 };
 
+// GNU OpenMP's entry point for `#pragma omp parallel` (also exported by LLVM's libomp and Intel's
+// libiomp5): runs fn(data) on a team of num_threads threads, the caller included, and joins.
+using GompParallel = void (*)(void (*)(void*), void*, unsigned, unsigned);
+std::atomic<GompParallel> g_gomp_parallel{nullptr};
+
 }  // namespace
+
+bool use_openmp_runtime(const std::string& library_path) {
+  if (library_path.empty()) {
+    g_gomp_parallel.store(nullptr);
+    return true;
+  }
+#ifdef DT_HAVE_DLOPEN
+  // RTLD_NOLOAD: only a runtime that is already in the process (PyTorch's), never a second copy.
+  void* handle = dlopen(library_path.c_str(), RTLD_NOW | RTLD_NOLOAD);
+  if (handle == nullptr) return false;
+  auto fn = reinterpret_cast<GompParallel>(dlsym(handle, "GOMP_parallel"));
+  if (fn == nullptr) {
+    dlclose(handle);
+    return false;
+  }
+  g_gomp_parallel.store(fn);  // the handle stays open: the runtime must outlive our calls
+  return true;
+#else
+  return false;
+#endif
+}
+
+bool using_openmp_runtime() { return g_gomp_parallel.load() != nullptr; }
 
 void parallel_for(int64_t n, int64_t grain, int num_threads,
                   const std::function<void(int64_t, int64_t)>& fn) {
@@ -122,7 +161,15 @@ void parallel_for(int64_t n, int64_t grain, int num_threads,
     int64_t b = c * chunk;
     fn(b, std::min(n, b + chunk));
   };
-  Pool::get().run(n_chunks, threads, chunk_fn);
+  Job job;
+  job.chunk_fn = &chunk_fn;
+  job.n_chunks = n_chunks;
+  if (GompParallel gomp = g_gomp_parallel.load()) {
+    gomp(&Job::drain_trampoline, &job, static_cast<unsigned>(threads), 0);
+  } else {
+    Pool::get().run(job, threads);
+  }
+  if (job.error) std::rethrow_exception(job.error);
 }
 
 }  // namespace dt

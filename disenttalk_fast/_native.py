@@ -1,6 +1,14 @@
-"""Access to the compiled core `disenttalk_fast._C`, which may be missing or lack CUDA."""
+"""Access to the compiled core `disenttalk_fast._C`, which may be missing or lack CUDA.
+
+On import, the C++ kernels' parallel loops are pointed at the OpenMP runtime PyTorch itself
+loaded, so they run on PyTorch's threads instead of fighting them for the cores (see
+csrc/parallel.h). DISENTTALK_THREAD_POOL=own keeps the kernels on their own pool.
+"""
 
 from __future__ import annotations
+
+import os
+import re
 
 _C = None
 IMPORT_ERROR: str | None = None
@@ -8,6 +16,41 @@ try:
     from disenttalk_fast import _C  # type: ignore[attr-defined, no-redef]
 except ImportError as exc:  # e.g. a source checkout that was never built
     IMPORT_ERROR = f"{exc}"
+
+# GNU libgomp (PyTorch's Linux wheels, as libgomp.so.1 or libgomp-<hash>.so.1), LLVM libomp,
+# Intel libiomp5: all export the GOMP_parallel entry point the kernels call.
+_OPENMP_NAME = re.compile(r"^lib(gomp|omp|iomp5)([-.][^/]*)?\.(so|dylib)(\.[0-9]+)*$")
+
+
+def loaded_openmp_runtime() -> str | None:
+    """Path of the OpenMP runtime mapped into this process (Linux), or None."""
+    from disenttalk_fast._torch import torch  # noqa: F401  (torch loads its runtime)
+
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                path = line.split(maxsplit=5)[-1].strip() if line.count(" ") >= 5 else ""
+                if path.startswith("/") and _OPENMP_NAME.match(os.path.basename(path)):
+                    return path
+    except OSError:
+        pass
+    return None
+
+
+def set_thread_pool(kind: str) -> str:
+    """"torch": run the kernels' parallel loops on PyTorch's OpenMP threads (when its runtime is
+    found), "own": on the kernels' own pool. Returns the pool now in use ("openmp" or "own")."""
+    if kind not in ("torch", "own"):
+        raise ValueError(f"thread pool must be 'torch' or 'own', got {kind!r}")
+    lib = require_cpu()
+    path = loaded_openmp_runtime() if kind == "torch" else None
+    if not (path and lib.use_openmp_runtime(path)):
+        lib.use_openmp_runtime("")
+    return thread_pool()
+
+
+def thread_pool() -> str:
+    return "openmp" if _C is not None and _C.using_openmp_runtime() else "own"
 
 
 def cpu_available() -> bool:
@@ -35,3 +78,7 @@ def require_cuda():
             "was built); rebuild on a machine with nvcc or use backend='triton' or 'reference'"
         )
     return lib
+
+
+if _C is not None and os.environ.get("DISENTTALK_THREAD_POOL", "torch") != "own":
+    set_thread_pool("torch")
