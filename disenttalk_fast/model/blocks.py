@@ -141,15 +141,20 @@ class DenoiserBlock(nn.Module):
         c = _like(final)
         return ops.film(final, gamma, beta, residual=c(h), backend=backend)
 
+    def spatial_temporal(self, x: torch.Tensor, backend: str):
+        """The audio-independent part of the body: s = the fused region attention after the
+        multi-dilation conv (Eq. 4-5), and F_conv = local_dwconv(s) (Eq. 6)."""
+        s = self.attn_fuse(self.attend_normed(x, backend))
+        if self.tconv is not None:
+            s = self.tconv(s, backend)
+        return s, self.local_conv(s, backend)
+
     def body(self, x: torch.Tensor, temb: torch.Tensor, audio_k: torch.Tensor,
              audio_v: torch.Tensor, backend: str):
         """Everything between the pre-norm and the FiLM residual add: x is norm(h). Returns
         (final, gamma, beta), so a fast model can fuse the FiLM add with the next block's norm."""
         B, L, d = x.shape
-        s = self.attn_fuse(self.attend_normed(x, backend))
-        if self.tconv is not None:
-            s = self.tconv(s, backend)
-        f_conv = self.local_conv(s, backend)
+        s, f_conv = self.spatial_temporal(x, backend)
         q = self.cross_q(s).view(B, L, self.n_heads, self.head_dim)
         c = _like(q)
         f_attn = ops.causal_cross_attention(q, c(audio_k), c(audio_v), self.lookahead,

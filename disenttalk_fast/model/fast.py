@@ -83,10 +83,7 @@ def body_with_null_rows(block: DenoiserBlock, x, temb, audio_k, audio_v, n_audio
     F_attn halves also drops the concatenation. Same result as `block.body` up to rounding.
     """
     B, L, d = x.shape
-    s = block.attn_fuse(block.attend_normed(x, backend))
-    if block.tconv is not None:
-        s = block.tconv(s, backend)
-    f_conv = block.local_conv(s, backend)
+    s, f_conv = block.spatial_temporal(x, backend)
     dtype = f_conv.dtype
     weight = block.out_fuse.weight.to(dtype)
     w_conv, w_attn = weight[:, :d], weight[:, d:]
