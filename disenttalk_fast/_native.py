@@ -29,7 +29,8 @@ def loaded_openmp_runtime() -> str | None:
     try:
         with open("/proc/self/maps") as maps:
             for line in maps:
-                path = line.split(maxsplit=5)[-1].strip() if line.count(" ") >= 5 else ""
+                fields = line.split(maxsplit=5)   # address perms offset dev inode [path]
+                path = fields[5].strip() if len(fields) == 6 else ""
                 if path.startswith("/") and _OPENMP_NAME.match(os.path.basename(path)):
                     return path
     except OSError:

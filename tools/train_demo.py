@@ -54,6 +54,19 @@ def demo_config(audio_dim: int, *, disentangle: bool = True, temporal_conv: bool
                             temporal_conv=temporal_conv)
 
 
+def region_heads(text: str) -> tuple[int, int, int]:
+    """--region-heads "lip,eye,global" -> three positive ints (argparse turns the error into one
+    line)."""
+    try:
+        heads = tuple(int(h) for h in text.split(","))
+    except ValueError:
+        heads = ()
+    if len(heads) != 3 or min(heads) < 1:
+        raise argparse.ArgumentTypeError(f"expected three positive integers like 2,2,3, got "
+                                         f"{text!r}")
+    return heads
+
+
 def load_clips(folder: Path, split: str):
     from disenttalk_fast.data.dataset import ClipDataset
 
@@ -81,7 +94,7 @@ def main(argv=None) -> int:
     p.add_argument("--resume", action="store_true",
                    help="continue the run checkpoint in --work (<out stem>.train.safetensors) "
                         "for another --minutes")
-    p.add_argument("--region-heads", default="2,2,3",
+    p.add_argument("--region-heads", type=region_heads, default=(2, 2, 3),
                    help="lip,eye,global heads of 16 channels (default 2,2,3: d_model 112)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (default 1: on a small shared CPU more threads "
@@ -136,9 +149,8 @@ def main(argv=None) -> int:
     expert = SyncExpert.load(expert_path)
     log(f"sync expert ready ({time.time() - t0:.0f} s so far)")
 
-    heads = tuple(int(h) for h in args.region_heads.split(","))
     config = demo_config(ds.feature_dim, disentangle=not args.no_disentangle,
-                         temporal_conv=not args.no_temporal_conv, region_heads=heads)
+                         temporal_conv=not args.no_temporal_conv, region_heads=args.region_heads)
     run_ckpt = work / (Path(args.out).stem + ".train.safetensors")
     sync = None if args.no_sync_loss else expert
     if args.resume and run_ckpt.is_file():
