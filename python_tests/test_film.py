@@ -149,7 +149,8 @@ def test_film_norm_gradients_match_reference(backend, device, dtype, groups):
     (out.square().sum() + (normed * torch.arange(6.0, device=device)).square().sum()).backward()
     ref_inputs = [t.detach().clone().requires_grad_() for t in inputs]
     r_out, r_normed = reference.film_norm(*ref_inputs, 1e-5, groups)
-    (r_out.square().sum() + (r_normed * torch.arange(6.0)).square().sum()).backward()
+    (r_out.square().sum() + (r_normed * torch.arange(6.0, device=device)).square().sum()
+     ).backward()
     for a, e in zip(inputs, ref_inputs):
         torch.testing.assert_close(a.grad, e.grad, rtol=1e-4, atol=1e-4)
 

@@ -233,11 +233,14 @@ def test_bad_inputs_give_one_line_errors():
 def test_triton_backend(monkeypatch):
     from disenttalk_fast.backends import BackendError
 
-    verts, tris, attrs = random_mesh(1, 10, 5, 8, 8, seed=1)
+    # On the GPU's tensors when there is one (else the interpreter's CPU tensors), so the error
+    # is the missing kernel and not the tensors' device.
+    device = "cuda" if HAS_CUDA else "cpu"
+    verts, tris, attrs = (t.to(device) for t in random_mesh(1, 10, 5, 8, 8, seed=1))
     with pytest.raises(BackendError, match="no Triton kernel"):
         rasterize(verts, tris, attrs, 8, 8, backend="triton")
     # DISENTTALK_BACKEND=triton is for the model's ops: 'auto' still rasterises.
     monkeypatch.setenv("DISENTTALK_BACKEND", "triton")
     image, tri_id = rasterize(verts, tris, attrs, 8, 8)
-    ref_image, ref_id = rasterize_reference(verts, tris, attrs, 8, 8)
+    ref_image, ref_id = rasterize_reference(verts.cpu(), tris.cpu(), attrs.cpu(), 8, 8)
     assert_images_match(image, tri_id, ref_image, ref_id)

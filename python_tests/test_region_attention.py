@@ -6,6 +6,7 @@ import torch
 
 from disenttalk_fast import backends, ops, reference
 from disenttalk_fast._bridge import OpInputError
+from disenttalk_fast.ops.region_attention import HEAD_DIMS
 from op_testing import (assert_matches_reference, backend_cases, compile_triton_for_gpu,
                         cross_shapes, strided)
 
@@ -57,6 +58,10 @@ def reference_fn(rope_base=10000.0):
                          cross_shapes(backend_cases(), SHAPES, TINY, shape_id))
 def test_matches_reference(backend, device, dtype, shape):
     x, w, b, hd = make(shape, dtype, device)
+    if hd not in HEAD_DIMS[backend]:  # Triton's kernels start at head_dim 32: a one-line refusal
+        with pytest.raises(OpInputError, match=f"backend '{backend}' supports head_dim .*; got {hd}"):
+            ops.region_attention(x, w, b, hd, backend=backend)
+        return
     out = ops.region_attention(x, w, b, hd, backend=backend)
     assert out.dtype == dtype and out.device.type == device and out.shape == x.shape
     assert_matches_reference(out, reference_fn(), (x, *w, *b, hd))

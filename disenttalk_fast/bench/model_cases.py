@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from disenttalk_fast._torch import torch
-from disenttalk_fast.bench.providers import compile_mode
 from disenttalk_fast.config import DisentTalkConfig
 from disenttalk_fast.model import AudioCache, DisentTalkDenoiser
 from disenttalk_fast.model.fast import FastDenoiser
@@ -31,7 +30,7 @@ class ModelCase:
     min_repeats: int = 5
 
 
-def _models(device, dtype, config):
+def _models(device, dtype, config, mode):
     torch.manual_seed(0)
     ref = DisentTalkDenoiser(config).eval().to(device=device, dtype=dtype)
     fast = {}
@@ -44,7 +43,7 @@ def _models(device, dtype, config):
         # for inference tensor"), and a model is what users compile.
         if provider == "compile":
             if not compiled:
-                compiled.append(torch.compile(ref, mode=compile_mode(device)))
+                compiled.append(torch.compile(ref, mode=mode))
             return compiled[0]
         if provider not in fast:
             fast[provider] = FastDenoiser.from_reference(ref, provider)
@@ -53,10 +52,17 @@ def _models(device, dtype, config):
     return ref, get
 
 
-def model_cases(device: torch.device, dtype: torch.dtype, quick: bool = False):
+JOBS = ("step", "ddim", "ddpm", "stream")
+
+
+def model_cases(device: torch.device, dtype: torch.dtype, quick: bool = False,
+                compile_mode: str | None = None, jobs=JOBS, window: int | None = None):
+    """`compile_mode`: torch.compile's mode for the "compile" provider (None: its default).
+    `jobs`: which of JOBS to run. `window`: frames per sampling window for the whole-clip runs
+    (None: the whole clip as one window, the paper's setting)."""
     config = DisentTalkConfig()
-    ref, get = _models(device, dtype, config)
-    step_frames = (250,) if quick else (250, 1325)
+    ref, get = _models(device, dtype, config, compile_mode)
+    step_frames = ((250,) if quick else (250, 1325)) if "step" in jobs else ()
     for L in step_frames:
         z = torch.randn(2, L, config.num_dims, device=device, dtype=dtype)
         t = torch.full((2,), 200, device=device, dtype=torch.long)
@@ -77,12 +83,20 @@ def model_cases(device: torch.device, dtype: torch.dtype, quick: bool = False):
     runs = [("DDIM-10", "ddim", 10), ("DDIM-25", "ddim", 25)] if quick else \
         [("DDIM-10", "ddim", 10), ("DDIM-50", "ddim", 50), ("DDPM-400", "ddpm", None)]
     audio = torch.randn(1, 2 * clip, config.audio_dim, device=device, dtype=dtype)
+    win = clip if window is None else min(window, clip)
     for label, sampler, steps in runs:
-        def run(model, sampler=sampler, steps=steps):
-            return sample(model, audio, sampler=sampler, steps=steps, guidance=2.0, seed=0)
+        if sampler not in jobs:
+            continue
 
-        yield ModelCase(f"sample {label} +CFG", f"{clip} frames", lambda r=run: r(ref),
-                        lambda p, r=run: r(get(p)), warmup=1, min_repeats=2)
+        def run(model, sampler=sampler, steps=steps):
+            return sample(model, audio, sampler=sampler, steps=steps, guidance=2.0, seed=0,
+                          window=win)
+
+        yield ModelCase(f"sample {label} +CFG", f"{clip} frames, window {win}",
+                        lambda r=run: r(ref), lambda p, r=run: r(get(p)), warmup=1,
+                        min_repeats=2)
+    if "stream" not in jobs:
+        return
 
     # A streaming chunk: one 2-second window (50 frames) sampled with DDIM-10, the unit of work
     # the Streamer repeats.

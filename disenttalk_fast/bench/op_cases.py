@@ -3,7 +3,7 @@
 A case builds its inputs once and returns one callable per provider. Shapes: the default model
 (d_model 256, heads (3, 2, 3) x 32, 8 cross-attention heads), batch 2 (the conditional and the
 unconditional rows of classifier-free guidance), for the paper's 53-second clip (1325 frames)
-and for a 250-frame window.
+and for a 250-frame window; the bandwidth-bound ops also at a large size (see BANDWIDTH_OPS).
 """
 
 from __future__ import annotations
@@ -14,7 +14,12 @@ from dataclasses import dataclass
 from disenttalk_fast import ops, reference
 from disenttalk_fast._torch import torch
 
-SEQUENCES = {"clip-1325": (2, 1325), "window-250": (2, 250)}
+SEQUENCES = {"clip-1325": (2, 1325), "window-250": (2, 250), "large": (8, 16384)}
+# The model's shapes are far too small to fill a GPU's memory bus (a 1325-frame activation is
+# 2.7 MB, moved in about a microsecond), so the bandwidth-bound ops also run at "large" (134 MB
+# per activation), where the fraction of peak bandwidth means something. Attention ops skip it
+# (the reference would materialise 16384^2 scores per head); CPUs skip it unless asked.
+BANDWIDTH_OPS = ("film", "multi_dilation_dwconv", "local_dwconv")
 D_MODEL, HEAD_DIM, REGION_HEADS, CROSS_HEADS = 256, 32, (3, 2, 3), 8
 
 
@@ -92,6 +97,9 @@ def op_cases(device: torch.device, dtype: torch.dtype, ops_wanted=None, shapes_w
             continue
         for shape, (B, L) in SEQUENCES.items():
             if shapes_wanted and shape not in shapes_wanted:
+                continue
+            if shape == "large" and (op not in BANDWIDTH_OPS
+                                     or (device.type != "cuda" and not shapes_wanted)):
                 continue
             ref, run, nbytes = build(B, L, device, dtype)
             yield OpCase(op, shape, ref, run, nbytes)

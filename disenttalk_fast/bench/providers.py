@@ -30,7 +30,15 @@ def unavailable_reason(provider: str, device: torch.device) -> str | None:
     raise ValueError(f"unknown provider '{provider}'")
 
 
-def compile_mode(device: torch.device) -> str | None:
-    """max-autotune on the GPU (the strongest baseline); the default mode on the CPU, where
-    max-autotune only adds minutes of compilation."""
-    return "max-autotune" if device.type == "cuda" else None
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def compile_mode(device: torch.device, requested: str | None = None) -> str | None:
+    """The torch.compile mode of the "compile" provider. Unless `requested`: max-autotune on the
+    GPU (the strongest baseline); the default mode on the CPU, where max-autotune only adds
+    minutes of compilation. None is torch.compile's default mode."""
+    if requested is None:
+        requested = "max-autotune" if device.type == "cuda" else "default"
+    if requested not in COMPILE_MODES:
+        raise ValueError(f"unknown torch.compile mode '{requested}'")
+    return None if requested == "default" else requested

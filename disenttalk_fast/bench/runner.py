@@ -34,22 +34,27 @@ def device_name(device: torch.device) -> str:
 
 
 def run_case(suite: str, case, device: torch.device, providers, budget_s: float,
-             peak_gbps: float | None) -> list[Row]:
+             peak_gbps: float | None, compile_mode: str | None = None,
+             progress=None) -> list[Row]:
+    """Time `case` under each provider. `compile_mode`: torch.compile's mode for an op case's
+    "compile" provider (model cases compile their model themselves). `progress(row)` is called
+    as each row is measured, so a long run that is cut off still shows what it measured."""
     rows: list[Row] = []
     eager_ms = None
     for p in providers:
         reason = prov.unavailable_reason(p, device)
         if reason:
-            rows.append(Row(suite, case.name if hasattr(case, "name") else case.op, case.shape, p,
-                            f"skipped: {reason}"))
+            rows.append(Row(suite, _name(case), case.shape, p, f"skipped: {reason}"))
             continue
-        fn = _callable(case, p, device)
+        fn = _callable(case, p, compile_mode)
         try:
             t = measure(fn, device, budget_s=budget_s, warmup=getattr(case, "warmup", 3),
                         min_repeats=getattr(case, "min_repeats", 5))
         except Exception as exc:  # a provider that cannot run this case is reported, not fatal
             msg = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
             rows.append(Row(suite, _name(case), case.shape, p, f"skipped: {msg}"))
+            if progress:
+                progress(rows[-1])
             continue
         if p == "eager":
             eager_ms = t.median_ms
@@ -62,6 +67,8 @@ def run_case(suite: str, case, device: torch.device, providers, budget_s: float,
             if peak_gbps:
                 row.bandwidth_fraction = round(row.gbps / peak_gbps, 3)
         rows.append(row)
+        if progress:
+            progress(row)
     return rows
 
 
@@ -69,10 +76,10 @@ def _name(case) -> str:
     return getattr(case, "name", None) or case.op
 
 
-def _callable(case, provider: str, device: torch.device):
+def _callable(case, provider: str, compile_mode: str | None):
     if provider == "eager":
         return case.run_reference
     if provider == "compile" and isinstance(case, OpCase):
-        return torch.compile(case.run_reference, mode=prov.compile_mode(device))
+        return torch.compile(case.run_reference, mode=compile_mode)
     return lambda: case.run_backend(provider)   # model cases compile the model themselves
 

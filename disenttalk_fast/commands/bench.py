@@ -8,6 +8,8 @@ import datetime
 import platform
 import sys
 
+from disenttalk_fast.bench.providers import COMPILE_MODES
+
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
@@ -16,10 +18,18 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--suite", default="ops,model", help="comma list of: ops, model")
     p.add_argument("--ops", default="", help="comma list of op names (default: all)")
     p.add_argument("--shapes", default="", help="comma list of shape names (default: all)")
+    p.add_argument("--jobs", default="step,ddim,ddpm,stream",
+                   help="model suite: comma list of: step, ddim, ddpm, stream")
+    p.add_argument("--window", type=int, default=None,
+                   help="model suite: frames per sampling window for the whole-clip runs "
+                        "(default: the whole clip as one window)")
     p.add_argument("--providers", default="eager,compile,cpu,cuda,triton",
                    help="comma list of: eager, compile, cpu, cuda, triton")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--dtype", default="fp32", choices=sorted(DTYPES))
+    p.add_argument("--compile-mode", default=None, choices=COMPILE_MODES,
+                   help="torch.compile mode of the 'compile' provider (default: max-autotune on "
+                        "a GPU, default on the CPU)")
     p.add_argument("--budget", type=float, default=1.0, help="seconds of timing per cell")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for PyTorch and the C++ kernels (default: PyTorch's)")
@@ -30,13 +40,20 @@ def add_parser(sub, name: str) -> None:
     p.set_defaults(run=run)
 
 
+def _progress(row) -> None:
+    """One stderr line per measured row, so a run cut off by a time limit still shows them."""
+    took = f"{row.ms:.3f} ms" if row.ms is not None else row.status
+    ratio = f" ({row.speedup_vs_eager:.2f}x eager)" if row.speedup_vs_eager else ""
+    print(f"  {row.name} {row.shape} {row.provider}: {took}{ratio}", file=sys.stderr, flush=True)
+
+
 def _split(s: str) -> list[str]:
     return [x.strip() for x in s.split(",") if x.strip()]
 
 
 def run(args) -> int:
     from disenttalk_fast._torch import torch
-    from disenttalk_fast.bench import op_cases, providers, report, runner
+    from disenttalk_fast.bench import model_cases, op_cases, providers, report, runner
     from disenttalk_fast.bench.bandwidth import peak_gbps
     from disenttalk_fast.cli import UserError
 
@@ -65,27 +82,40 @@ def run(args) -> int:
                 raise UserError(f"--ops: unknown op '{o}' (choose from "
                                 f"{', '.join(op_cases.BUILDERS)})")
 
+    for sh in _split(args.shapes):
+        if sh not in op_cases.SEQUENCES:
+            raise UserError(f"--shapes: unknown shape '{sh}' (choose from "
+                            f"{', '.join(op_cases.SEQUENCES)})")
+    jobs = _split(args.jobs)
+    for j in jobs:
+        if j not in model_cases.JOBS:
+            raise UserError(f"--jobs: unknown job '{j}' (choose from "
+                            f"{', '.join(model_cases.JOBS)})")
+    if args.window is not None and args.window < 2:
+        raise UserError(f"--window must be >= 2 frames, got {args.window}")
+    mode = providers.compile_mode(device, args.compile_mode)
     torch.manual_seed(0)
     name = runner.device_name(device)
     peak, peak_source = peak_gbps(device)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    header = (f"disenttalk bench — {name} — {args.dtype} — {stamp}\n"
+    header = (f"disenttalk bench — {name} — {args.dtype} — torch.compile mode "
+              f"{mode or 'default'} — {stamp}\n"
               f"memory bandwidth {peak:.1f} GB/s ({peak_source}); ratios are against the eager "
               f"reference measured in the same run")
     rows: list = []
     if "ops" in suites:
         shapes = _split(args.shapes) or (["window-250"] if args.quick else None)
         for case in op_cases.op_cases(device, dtype, _split(args.ops), shapes):
-            rows += runner.run_case("op", case, device, wanted, args.budget, peak)
-            print(f"  measured {case.op} {case.shape}", file=sys.stderr, flush=True)
+            rows += runner.run_case("op", case, device, wanted, args.budget, peak, mode,
+                                    _progress)
     if "model" in suites:
-        from disenttalk_fast.bench import model_cases
-
-        for case in model_cases.model_cases(device, dtype, quick=args.quick):
-            rows += runner.run_case("model", case, device, wanted, args.budget, None)
-            print(f"  measured {case.name} {case.shape}", file=sys.stderr, flush=True)
+        for case in model_cases.model_cases(device, dtype, quick=args.quick, compile_mode=mode,
+                                            jobs=jobs, window=args.window):
+            rows += runner.run_case("model", case, device, wanted, args.budget, None, None,
+                                    _progress)
     print(report.format_table(rows, header))
     meta = {"device": name, "dtype": args.dtype, "date": stamp, "peak_gbps": peak,
+            "compile_mode": mode or "default",
             "peak_gbps_source": peak_source,
             "torch": torch.__version__, "python": platform.python_version(),
             "command": "disenttalk bench " + " ".join(sys.argv[2:])}
