@@ -47,4 +47,13 @@ def build_info() -> dict:
         "backend_env": backends.os.environ.get(backends.ENV_VAR),
         "auto_backend_cpu": backends.resolve("auto", cpu_device),
         "auto_backend_cuda": backends.resolve("auto", cuda_device) if cuda_device else None,
+        "fast_denoiser_auto_cuda": _model_auto(cuda_device) if cuda_device else None,
     }
+
+
+def _model_auto(device) -> str:
+    """The ops backend a default-config FastDenoiser with backend "auto" runs on `device`."""
+    from disenttalk_fast.config import DisentTalkConfig
+    from disenttalk_fast.model.fast import auto_op_backend
+
+    return backends.resolve(auto_op_backend(device, DisentTalkConfig().head_dim), device)

@@ -1,7 +1,8 @@
 """Depthwise temporal convolutions as Triton kernels (channels-last (B, L, C), "same" padding).
 
 multi_dilation_dwconv: one program owns BLOCK_L time steps of one sample and BLOCK_N output
-channels (all of them when Cout <= 256, unless that would leave SMs idle). It walks the input
+channels (all of them when Cout <= 256, 128 in fp32, unless that would leave SMs idle; fewer
+where a GPU's shared memory is smaller, learnt at the first launch). It walks the input
 channels in BLOCK_K chunks; per chunk it loads the tile once plus its shifted copies (t - d,
 t + d: the halo rows come from L1/L2, not DRAM), forms each dilation's depthwise output in
 registers and feeds it straight into a tl.dot with the matching slice of the pointwise weight.
@@ -13,6 +14,11 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+from triton.runtime.errors import OutOfResources
+
+# (device, dtype, number of dilations) -> the widest output-channel block that fitted in shared
+# memory there, learnt from an OutOfResources at launch.
+_FITTING_BLOCK_N: dict[tuple, int] = {}
 
 
 @triton.jit
@@ -87,22 +93,38 @@ def multi_dilation_dwconv_forward(x: torch.Tensor, dw_weight: torch.Tensor,
         return out.copy_((pw_bias if pw_bias is not None else out.new_zeros(Cout)).expand_as(out))
     dil = list(dilations) + [1] * (4 - len(dilations))
     # tl.dot needs every block dim >= 16. On the GPU one program covers up to 256 output
-    # channels so the input tile is read once; the interpreter gets small blocks (it is slow).
+    # channels (128 in fp32) so the input tile is read once; the interpreter gets small blocks
+    # (it is slow). Each pipeline stage holds BLOCK_K x BLOCK_N pointwise weights per dilation:
+    # 256 fp32 channels needed 255 KB of shared memory, over an H200's 227 KB (seen 2026-11-26).
     gpu = x.is_cuda
-    block_n = min(max(16, triton.next_power_of_2(Cout)), 256 if gpu else 32)
+    widest = (512 // x.element_size() if gpu else 32)
+    block_n = min(max(16, triton.next_power_of_2(Cout)), widest)
     block_l = 32 if gpu else 16
     block_k = 32 if gpu else 16
     if gpu:  # short sequences: narrower programs (tile re-read from L2) rather than idle SMs
         sms = torch.cuda.get_device_properties(x.device).multi_processor_count
         while block_n > 64 and triton.cdiv(L, block_l) * B * triton.cdiv(Cout, block_n) < sms:
             block_n //= 2
-    grid = (triton.cdiv(L, block_l), triton.cdiv(Cout, block_n), B)
-    _mdd_fwd[grid](x, dw_weight, dw_bias, pw_weight, pw_bias if pw_bias is not None else x, out,
-                   L, C, Cout, dil[0], dil[1], dil[2], dil[3], N_DIL=len(dilations),
-                   HAS_BIAS=pw_bias is not None, DOT_IEEE=x.dtype == torch.float32,
-                   BLOCK_L=block_l, BLOCK_K=block_k, BLOCK_N=block_n,
-                   num_warps=8 if block_n >= 128 else 4)
-    return out
+    key = (str(x.device), x.dtype, len(dilations))
+    block_n = min(block_n, _FITTING_BLOCK_N.get(key, block_n))
+    while True:
+        grid = (triton.cdiv(L, block_l), triton.cdiv(Cout, block_n), B)
+        try:
+            _mdd_fwd[grid](x, dw_weight, dw_bias, pw_weight,
+                           pw_bias if pw_bias is not None else x, out,
+                           L, C, Cout, dil[0], dil[1], dil[2], dil[3], N_DIL=len(dilations),
+                           HAS_BIAS=pw_bias is not None, DOT_IEEE=x.dtype == torch.float32,
+                           BLOCK_L=block_l, BLOCK_K=block_k, BLOCK_N=block_n,
+                           num_warps=8 if block_n >= 128 else 4)
+            return out
+        except OutOfResources:
+            # A GPU with less shared memory than planned for: halve the output-channel block,
+            # and remember it so later calls start there (the failure is raised at launch,
+            # before anything is written).
+            if block_n <= 16:
+                raise
+            block_n //= 2
+            _FITTING_BLOCK_N[key] = block_n
 
 
 @triton.jit

@@ -196,3 +196,35 @@ def test_eager_fast_path_matches_dispatched_op():
         assert _eager.direct_call_ok(weight)
     with torch._subclasses.FakeTensorMode():
         assert not _eager.direct_call_ok(torch.empty(2))
+
+
+@pytest.mark.skipif(not backends.triton_available(), reason="triton not installed")
+def test_triton_mdd_narrows_its_block_when_shared_memory_runs_out(monkeypatch):
+    """A GPU with less shared memory than the block plan assumes (an H200 refused 255 KB) makes
+    the launch raise OutOfResources: the op halves its output-channel block, gives the right
+    result, and later calls start from the block that fitted."""
+    from triton.runtime.errors import OutOfResources
+
+    from disenttalk_fast._triton import dwconv
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    real, launched = dwconv._mdd_fwd, []
+
+    class SmallSharedMemory:
+        def __getitem__(self, grid):
+            def launch(*args, BLOCK_N, **kw):
+                launched.append(BLOCK_N)
+                if BLOCK_N > 16:
+                    raise OutOfResources(BLOCK_N * 1024, 16 * 1024, "shared memory")
+                return real[grid](*args, BLOCK_N=BLOCK_N, **kw)
+            return launch
+
+    monkeypatch.setattr(dwconv, "_mdd_fwd", SmallSharedMemory())
+    monkeypatch.setattr(dwconv, "_FITTING_BLOCK_N", {})
+    inputs = make_mdd((1, 5, 16, 40), torch.float32, device)
+    out = ops.multi_dilation_dwconv(*inputs, backend="triton")
+    assert_matches_reference(out, reference.multi_dilation_dwconv, inputs)
+    assert launched[-1] == 16 and launched[0] > 16
+    launched.clear()
+    ops.multi_dilation_dwconv(*inputs, backend="triton")
+    assert launched == [16]

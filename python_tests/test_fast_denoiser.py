@@ -57,6 +57,28 @@ def test_reference_backend_is_refused():
     assert as_fast(ref, "reference") is ref
 
 
+def test_auto_picks_triton_on_gpus_that_run_it(monkeypatch):
+    """backend "auto": the ops' own choice on the CPU; on a CUDA device Triton when it can run
+    the model, unless DISENTTALK_BACKEND says otherwise or the head_dim is not one Triton takes.
+    (The GPU side is decided by device type and capability alone, so it is checked here with the
+    capability probe replaced.)"""
+    from disenttalk_fast.model import fast as fast_module
+
+    model = FastDenoiser(tiny_config(head_dim=32, d_model=128, region_heads=(1, 1, 2)))
+    gpu = torch.device("cuda", 0)
+    assert model.op_backend(torch.device("cpu")) == "auto"
+    monkeypatch.setattr(fast_module, "_triton_runs_here", lambda device: True)
+    monkeypatch.delenv(backends.ENV_VAR, raising=False)
+    assert model.op_backend(gpu) == "triton"
+    assert FastDenoiser(model.config, backend="cuda").op_backend(gpu) == "cuda"
+    assert FastDenoiser(tiny_config(head_dim=8)).op_backend(gpu) == "auto"
+    monkeypatch.setenv(backends.ENV_VAR, "cuda")
+    assert model.op_backend(gpu) == "auto"
+    monkeypatch.delenv(backends.ENV_VAR)
+    monkeypatch.setattr(fast_module, "_triton_runs_here", lambda device: False)
+    assert model.op_backend(gpu) == "auto"
+
+
 @pytest.mark.parametrize("backend,device", fast_cases())
 @pytest.mark.parametrize("batch,frames", [(1, 1), (2, 7)])
 def test_outputs_match_reference(backend, device, batch, frames):

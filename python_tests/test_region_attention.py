@@ -59,7 +59,8 @@ def reference_fn(rope_base=10000.0):
 def test_matches_reference(backend, device, dtype, shape):
     x, w, b, hd = make(shape, dtype, device)
     if hd not in HEAD_DIMS[backend]:  # Triton's kernels start at head_dim 32: a one-line refusal
-        with pytest.raises(OpInputError, match=f"backend '{backend}' supports head_dim .*; got {hd}"):
+        refusal = f"backend '{backend}' supports head_dim .*; got {hd}"
+        with pytest.raises(OpInputError, match=refusal):
             ops.region_attention(x, w, b, hd, backend=backend)
         return
     out = ops.region_attention(x, w, b, hd, backend=backend)

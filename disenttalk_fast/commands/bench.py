@@ -98,8 +98,8 @@ def run(args) -> int:
     name = runner.device_name(device)
     peak, peak_source = peak_gbps(device)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    header = (f"disenttalk bench — {name} — {args.dtype} — torch.compile mode "
-              f"{mode or 'default'} — {stamp}\n"
+    compiled = f"torch.compile mode {mode or 'default'} — " if "compile" in wanted else ""
+    header = (f"disenttalk bench — {name} — {args.dtype} — {compiled}{stamp}\n"
               f"memory bandwidth {peak:.1f} GB/s ({peak_source}); ratios are against the eager "
               f"reference measured in the same run")
     rows: list = []
@@ -115,7 +115,7 @@ def run(args) -> int:
                                     _progress)
     print(report.format_table(rows, header))
     meta = {"device": name, "dtype": args.dtype, "date": stamp, "peak_gbps": peak,
-            "compile_mode": mode or "default",
+            "compile_mode": (mode or "default") if "compile" in wanted else None,
             "peak_gbps_source": peak_source,
             "torch": torch.__version__, "python": platform.python_version(),
             "command": "disenttalk bench " + " ".join(sys.argv[2:])}

@@ -3,18 +3,23 @@
 Same constructor config, same parameters and state_dict keys (it *is* the reference module
 class with another backend), so weights load in both directions and `from_reference` /
 `to_reference` convert in place of a retrain. The backend is "auto" by default: per call, the
-C++ kernels for CPU tensors and the CUDA kernels for CUDA tensors (DISENTTALK_BACKEND
-overrides), or an explicit "cpu" | "cuda" | "triton".
+C++ kernels for CPU tensors and, for CUDA tensors, the Triton kernels where they can run the model
+(else the CUDA kernels; see `op_backend`); DISENTTALK_BACKEND overrides. Or an explicit
+"cpu" | "cuda" | "triton".
 """
 
 from __future__ import annotations
 
 import torch.nn.functional as F
 
+import os
+
 from disenttalk_fast import backends, ops
+from disenttalk_fast._torch import torch
 from disenttalk_fast.config import DisentTalkConfig
 from disenttalk_fast.model.blocks import DenoiserBlock
 from disenttalk_fast.model.denoiser import DisentTalkDenoiser
+from disenttalk_fast.ops.region_attention import HEAD_DIMS
 from disenttalk_fast.partition import Partition
 
 FAST_BACKENDS = ("auto", "cpu", "cuda", "triton")
@@ -48,14 +53,15 @@ class FastDenoiser(DisentTalkDenoiser):
 
         With classifier-free guidance the cache's last rows are the null audio (`null_rows`):
         those rows skip the cross-attention (see `body_with_null_rows`)."""
+        backend = self.op_backend(h.device)
         split = cache.null_split()
         skip_null = split is not None and split < cache.batch
         x = self.blocks[0].norm(h)
         for i, (block, k, v) in enumerate(zip(self.blocks, cache.keys, cache.values)):
             if skip_null:
-                final, gamma, beta = body_with_null_rows(block, x, temb, k, v, split, self.backend)
+                final, gamma, beta = body_with_null_rows(block, x, temb, k, v, split, backend)
             else:
-                final, gamma, beta = block.body(x, temb, k, v, self.backend)
+                final, gamma, beta = block.body(x, temb, k, v, backend)
             nxt = self.blocks[i + 1].norm if i + 1 < len(self.blocks) else None
             if nxt is not None:
                 weight, bias, eps, groups = nxt.weight, nxt.bias, nxt.eps, nxt.widths
@@ -63,13 +69,37 @@ class FastDenoiser(DisentTalkDenoiser):
                 norm = self.out_norm
                 weight, bias, eps, groups = norm.weight, norm.bias, norm.eps, None
             h, x = ops.film_norm(final, gamma, beta, h.to(final.dtype), weight.to(final.dtype),
-                                 bias.to(final.dtype), eps, groups, backend=self.backend)
+                                 bias.to(final.dtype), eps, groups, backend=backend)
         return self.out_proj(x)
+
+    def op_backend(self, device) -> str:
+        """The backend this model asks its ops for on `device` (see `auto_op_backend`)."""
+        if self.backend != "auto":
+            return self.backend
+        return auto_op_backend(device, self.config.head_dim)
 
     def resolved_backend(self) -> str:
         """The backend the ops resolve to for this model's current device."""
         device = next(self.parameters()).device
-        return backends.resolve(self.backend, device)
+        return backends.resolve(self.op_backend(device), device)
+
+
+def auto_op_backend(device, head_dim: int) -> str:
+    """What a FastDenoiser with backend "auto" asks its ops for on `device`.
+
+    On a CUDA device, Triton when it can run the model (triton installed, an Ampere or newer
+    GPU, a head_dim the Triton attention takes): on an H200 the Triton kernels sampled whole
+    clips 1.3-1.4x (fp32) and 3-5x (bf16) faster than the CUDA ones
+    (benchmarks/results/2026-11-26-h200.md). Otherwise, and whenever DISENTTALK_BACKEND is set,
+    "auto": the ops' own rule."""
+    if (device.type == "cuda" and not os.environ.get(backends.ENV_VAR)
+            and head_dim in HEAD_DIMS["triton"] and _triton_runs_here(device)):
+        return "triton"
+    return "auto"
+
+
+def _triton_runs_here(device) -> bool:
+    return backends.triton_available() and torch.cuda.get_device_capability(device) >= (8, 0)
 
 
 def body_with_null_rows(block: DenoiserBlock, x, temb, audio_k, audio_v, n_audio: int,
@@ -117,4 +147,4 @@ def as_fast(model: DisentTalkDenoiser, backend: str = "auto") -> DisentTalkDenoi
     return FastDenoiser.from_reference(model, backend)
 
 
-__all__ = ["FastDenoiser", "FAST_BACKENDS", "as_fast"]
+__all__ = ["FastDenoiser", "FAST_BACKENDS", "as_fast", "auto_op_backend"]

@@ -1,0 +1,78 @@
+"""`disenttalk bench`: the table, JSON and chart it writes on this machine, the provider and job
+filters, and one-line errors for bad arguments. Timings themselves are not judged here."""
+
+import json
+
+import pytest
+import torch
+
+from disenttalk_fast import _native
+from disenttalk_fast.cli import main
+
+pytestmark = pytest.mark.skipif(not _native.cpu_available(), reason="C++ kernels not built")
+
+
+def test_ops_suite_writes_table_json_and_chart(tmp_path, capsys):
+    out_json, chart = tmp_path / "ops.json", tmp_path / "ops.png"
+    assert main(["bench", "--suite", "ops", "--ops", "film,local_dwconv", "--shapes",
+                 "window-250", "--providers", "cpu", "--budget", "0.01", "--device", "cpu",
+                 "--json", str(out_json), "--chart", str(chart)]) == 0
+    printed = capsys.readouterr()
+    assert "film" in printed.out and "of peak BW" in printed.out
+    assert "film window-250 cpu:" in printed.err          # each row as it is measured
+    data = json.loads(out_json.read_text())
+    rows = data["rows"]
+    # eager is always measured: every ratio is against it.
+    assert [(r["name"], r["provider"]) for r in rows] == [
+        ("film", "eager"), ("film", "cpu"), ("local_dwconv", "eager"), ("local_dwconv", "cpu")]
+    assert all(r["status"] == "ok" and r["ms"] > 0 for r in rows)
+    assert all(r["speedup_vs_eager"] == 1.0 for r in rows if r["provider"] == "eager")
+    assert all(0 < r["bandwidth_fraction"] for r in rows)
+    assert data["meta"]["compile_mode"] is None and data["meta"]["device"].endswith("threads")
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_unavailable_providers_are_reported_not_fatal(tmp_path, capsys):
+    out_json = tmp_path / "ops.json"
+    assert main(["bench", "--suite", "ops", "--ops", "film", "--shapes", "window-250",
+                 "--providers", "eager,cuda", "--budget", "0.01", "--device", "cpu",
+                 "--json", str(out_json)]) == 0
+    rows = json.loads(out_json.read_text())["rows"]
+    assert rows[1]["provider"] == "cuda" and rows[1]["status"].startswith("skipped: ")
+    assert "skipped:" in capsys.readouterr().out
+
+
+def test_model_suite_step_job(tmp_path, one_thread):
+    out_json = tmp_path / "model.json"
+    assert main(["bench", "--suite", "model", "--jobs", "step", "--quick", "--providers", "cpu",
+                 "--budget", "0.01", "--device", "cpu", "--json", str(out_json)]) == 0
+    rows = json.loads(out_json.read_text())["rows"]
+    assert [(r["name"], r["shape"], r["provider"]) for r in rows] == [
+        ("denoiser step +CFG", "B=2 L=250", "eager"), ("denoiser step +CFG", "B=2 L=250", "cpu")]
+    assert all(r["status"] == "ok" for r in rows)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--jobs", "step,foo"], "--jobs: unknown job 'foo'"),
+    (["--shapes", "big"], "--shapes: unknown shape 'big'"),
+    (["--providers", "eager,gpu"], "--providers: unknown provider 'gpu'"),
+    (["--suite", "all"], "--suite: unknown suite 'all'"),
+    (["--ops", "conv"], "--ops: unknown op 'conv'"),
+    (["--window", "1"], "--window must be >= 2 frames"),
+    (["--threads", "0"], "--threads must be >= 1"),
+])
+def test_bad_arguments_give_one_line_errors(args, message, capsys):
+    threads = torch.get_num_threads()
+    try:
+        assert main(["bench", "--device", "cpu", *args]) == 2
+    finally:
+        torch.set_num_threads(threads)
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+
+
+def test_unknown_compile_mode_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--compile-mode", "fastest"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'fastest'" in capsys.readouterr().err
