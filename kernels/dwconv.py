@@ -16,6 +16,8 @@ import triton
 import triton.language as tl
 from triton.runtime.errors import OutOfResources
 
+from .flash_attention import dot_precision
+
 # (device, dtype, number of dilations) -> the widest output-channel block that fitted in shared
 # memory there, learnt from an OutOfResources at launch.
 _FITTING_BLOCK_N: dict[tuple, int] = {}
@@ -23,7 +25,7 @@ _FITTING_BLOCK_N: dict[tuple, int] = {}
 
 @triton.jit
 def _dilated_branch(acc, xb, x_mid, t, c, cmask, dww_ptr, dwb_ptr, pww_ptr, o, omask, L, C, K,
-                    i: tl.constexpr, d, DOT_IEEE: tl.constexpr):
+                    i: tl.constexpr, d, DOT_FP32: tl.constexpr, DOT_PRECISION: tl.constexpr):
     """acc += dwconv_d(x)[t, c] @ pw_weight[o, i*C + c]^T for one dilation `d` (branch `i`)."""
     w0 = tl.load(dww_ptr + (i * C + c) * 3 + 0, mask=cmask, other=0.0).to(tl.float32)
     w1 = tl.load(dww_ptr + (i * C + c) * 3 + 1, mask=cmask, other=0.0).to(tl.float32)
@@ -40,8 +42,8 @@ def _dilated_branch(acc, xb, x_mid, t, c, cmask, dww_ptr, dwb_ptr, pww_ptr, o, o
     # (BLOCK_K, BLOCK_N) slice of pw_weight^T; zero past C and Cout so padded lanes add nothing.
     wt = tl.load(pww_ptr + o[None, :].to(tl.int64) * K + (i * C + c)[:, None],
                  mask=cmask[:, None] & omask[None, :], other=0.0)
-    if DOT_IEEE:
-        acc += tl.dot(dw, wt.to(tl.float32), input_precision="ieee")
+    if DOT_FP32:
+        acc += tl.dot(dw, wt.to(tl.float32), input_precision=DOT_PRECISION)
     else:
         acc += tl.dot(dw.to(wt.dtype), wt)
     return acc
@@ -49,7 +51,8 @@ def _dilated_branch(acc, xb, x_mid, t, c, cmask, dww_ptr, dwb_ptr, pww_ptr, o, o
 
 @triton.jit
 def _mdd_fwd(x_ptr, dww_ptr, dwb_ptr, pww_ptr, pwb_ptr, o_ptr, L, C, Cout, D0, D1, D2, D3,
-             N_DIL: tl.constexpr, HAS_BIAS: tl.constexpr, DOT_IEEE: tl.constexpr,
+             N_DIL: tl.constexpr, HAS_BIAS: tl.constexpr, DOT_FP32: tl.constexpr,
+             DOT_PRECISION: tl.constexpr,
              BLOCK_L: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr):
     t = tl.program_id(0) * BLOCK_L + tl.arange(0, BLOCK_L)
     o = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -64,20 +67,42 @@ def _mdd_fwd(x_ptr, dww_ptr, dwb_ptr, pww_ptr, pwb_ptr, o_ptr, L, C, Cout, D0, D
         x_mid = tl.load(xb + t[:, None] * C + c[None, :], mask=tmask[:, None] & cmask[None, :],
                         other=0.0).to(tl.float32)
         acc = _dilated_branch(acc, xb, x_mid, t, c, cmask, dww_ptr, dwb_ptr, pww_ptr, o, omask,
-                              L, C, K, 0, D0, DOT_IEEE)
+                              L, C, K, 0, D0, DOT_FP32, DOT_PRECISION)
         if N_DIL > 1:
             acc = _dilated_branch(acc, xb, x_mid, t, c, cmask, dww_ptr, dwb_ptr, pww_ptr, o,
-                                  omask, L, C, K, 1, D1, DOT_IEEE)
+                                  omask, L, C, K, 1, D1, DOT_FP32, DOT_PRECISION)
         if N_DIL > 2:
             acc = _dilated_branch(acc, xb, x_mid, t, c, cmask, dww_ptr, dwb_ptr, pww_ptr, o,
-                                  omask, L, C, K, 2, D2, DOT_IEEE)
+                                  omask, L, C, K, 2, D2, DOT_FP32, DOT_PRECISION)
         if N_DIL > 3:
             acc = _dilated_branch(acc, xb, x_mid, t, c, cmask, dww_ptr, dwb_ptr, pww_ptr, o,
-                                  omask, L, C, K, 3, D3, DOT_IEEE)
+                                  omask, L, C, K, 3, D3, DOT_FP32, DOT_PRECISION)
     if HAS_BIAS:
         acc += tl.load(pwb_ptr + o, mask=omask, other=0.0).to(tl.float32)[None, :]
     offs = (b * L + t[:, None]) * Cout + o[None, :]
     tl.store(o_ptr + offs, acc.to(o_ptr.dtype.element_ty), mask=tmask[:, None] & omask[None, :])
+
+
+def mdd_blocks(B: int, L: int, Cout: int, element_size: int, sms: int) -> tuple[int, int, int]:
+    """(BLOCK_L, BLOCK_K, BLOCK_N) for a GPU with `sms` multiprocessors (0: the interpreter).
+
+    tl.dot needs every block dim >= 16. On the GPU one program covers up to 256 output channels
+    (128 in fp32) so the input tile is read once; the interpreter gets small blocks (it is
+    slow). Each pipeline stage holds BLOCK_K x BLOCK_N pointwise weights per dilation: 256 fp32
+    channels compile to 255 KB of shared memory, over an H200's 227 KB (refused there at launch,
+    2026-11-26); 128 compile to 159-163 KB."""
+    if not sms:
+        return 16, 16, min(max(16, triton.next_power_of_2(Cout)), 32)
+    block_l, block_k = 32, 32
+    block_n = min(max(16, triton.next_power_of_2(Cout)), 512 // element_size)
+    # Short sequences: narrower programs (the tile re-read from L2) rather than idle SMs.
+    while block_n > 64 and triton.cdiv(L, block_l) * B * triton.cdiv(Cout, block_n) < sms:
+        block_n //= 2
+    return block_l, block_k, block_n
+
+
+def mdd_num_warps(block_n: int) -> int:
+    return 8 if block_n >= 128 else 4
 
 
 def multi_dilation_dwconv_forward(x: torch.Tensor, dw_weight: torch.Tensor,
@@ -92,19 +117,8 @@ def multi_dilation_dwconv_forward(x: torch.Tensor, dw_weight: torch.Tensor,
     if C == 0:
         return out.copy_((pw_bias if pw_bias is not None else out.new_zeros(Cout)).expand_as(out))
     dil = list(dilations) + [1] * (4 - len(dilations))
-    # tl.dot needs every block dim >= 16. On the GPU one program covers up to 256 output
-    # channels (128 in fp32) so the input tile is read once; the interpreter gets small blocks
-    # (it is slow). Each pipeline stage holds BLOCK_K x BLOCK_N pointwise weights per dilation:
-    # 256 fp32 channels needed 255 KB of shared memory, over an H200's 227 KB (seen 2026-11-26).
-    gpu = x.is_cuda
-    widest = (512 // x.element_size() if gpu else 32)
-    block_n = min(max(16, triton.next_power_of_2(Cout)), widest)
-    block_l = 32 if gpu else 16
-    block_k = 32 if gpu else 16
-    if gpu:  # short sequences: narrower programs (tile re-read from L2) rather than idle SMs
-        sms = torch.cuda.get_device_properties(x.device).multi_processor_count
-        while block_n > 64 and triton.cdiv(L, block_l) * B * triton.cdiv(Cout, block_n) < sms:
-            block_n //= 2
+    sms = torch.cuda.get_device_properties(x.device).multi_processor_count if x.is_cuda else 0
+    block_l, block_k, block_n = mdd_blocks(B, L, Cout, x.element_size(), sms)
     key = (str(x.device), x.dtype, len(dilations))
     block_n = min(block_n, _FITTING_BLOCK_N.get(key, block_n))
     while True:
@@ -113,9 +127,10 @@ def multi_dilation_dwconv_forward(x: torch.Tensor, dw_weight: torch.Tensor,
             _mdd_fwd[grid](x, dw_weight, dw_bias, pw_weight,
                            pw_bias if pw_bias is not None else x, out,
                            L, C, Cout, dil[0], dil[1], dil[2], dil[3], N_DIL=len(dilations),
-                           HAS_BIAS=pw_bias is not None, DOT_IEEE=x.dtype == torch.float32,
+                           HAS_BIAS=pw_bias is not None, DOT_FP32=x.dtype == torch.float32,
+                           DOT_PRECISION=dot_precision(x.dtype),
                            BLOCK_L=block_l, BLOCK_K=block_k, BLOCK_N=block_n,
-                           num_warps=8 if block_n >= 128 else 4)
+                           num_warps=mdd_num_warps(block_n))
             return out
         except OutOfResources:
             # A GPU with less shared memory than planned for: halve the output-channel block,

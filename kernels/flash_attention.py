@@ -70,9 +70,18 @@ def _flash_fwd(q_ptr, k_ptr, v_ptr, o_ptr, L, S, H,
 
 
 def dot_precision(dtype: torch.dtype) -> str | None:
-    """fp32 inputs use exact fp32 products (no TF32), so fp32 results match the reference;
-    half-precision inputs use the tensor cores' native products (None = Triton's default)."""
-    return "ieee" if dtype == torch.float32 else None
+    """The `input_precision` of the kernels' tl.dot for inputs of `dtype`.
+
+    fp32 follows PyTorch's switch for fp32 matrix products, so the fused model computes what the
+    reference computes under the same setting: exact fp32 products ("ieee", the default; ~6
+    TFLOP/s in the attention on an H200) unless TF32 is allowed
+    (`torch.set_float32_matmul_precision("high")` or `torch.backends.cuda.matmul.allow_tf32 =
+    True`), then "tf32" on the tensor cores. Half-precision inputs use the tensor cores' native
+    products (None = Triton's default). Read at launch; a captured CUDA graph keeps the choice it
+    was captured with."""
+    if dtype != torch.float32:
+        return None
+    return "tf32" if torch.backends.cuda.matmul.allow_tf32 else "ieee"
 
 
 def flash_forward(q, k, v, out, *, B: int, L: int, S: int, H: int, head_dim: int,

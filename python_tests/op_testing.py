@@ -71,16 +71,19 @@ fn = getattr(importlib.import_module(spec["module"]), spec["kernel"])
 names = fn.arg_names
 sig = {n: spec["types"].get(n, "constexpr" if n in spec["constexprs"] else "i32") for n in names}
 consts = {(names.index(k),): v for k, v in spec["constexprs"].items()}
-triton.compile(ASTSource(fn=fn, signature=sig, constexprs=consts),
-               target=GPUTarget("cuda", spec["arch"], 32))
+kernel = triton.compile(ASTSource(fn=fn, signature=sig, constexprs=consts),
+                        target=GPUTarget("cuda", spec["arch"], 32), options=spec["options"])
+print(json.dumps({"shared": kernel.metadata.shared}))
 """
 
 
 def compile_triton_for_gpu(module: str, kernel: str, types: dict, constexprs: dict,
-                           arch: int = 90) -> None:
+                           arch: int = 90, options: dict | None = None) -> dict:
     """Compile a Triton kernel to GPU code (PTX and cubin via Triton's bundled ptxas) without a
     GPU, in a subprocess without TRITON_INTERPRET. Catches what the interpreter accepts but the
-    compiler rejects. `types`: Triton signature types of the non-i32, non-constexpr arguments."""
+    compiler rejects. `types`: Triton signature types of the non-i32, non-constexpr arguments;
+    `options`: compile options such as num_warps. Returns {"shared": bytes of shared memory per
+    program}, which a GPU checks against its limit only at launch."""
     import json
     import os
     import subprocess
@@ -89,13 +92,14 @@ def compile_triton_for_gpu(module: str, kernel: str, types: dict, constexprs: di
 
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     spec = json.dumps(dict(module=module, kernel=kernel, types=types, constexprs=constexprs,
-                           arch=arch))
+                           arch=arch, options=options or {}))
     # cwd away from the source tree: `python -c` puts the cwd first on sys.path, and the
     # checkout's disenttalk_fast/ (no compiled parts, no _triton) must not shadow the install.
     proc = subprocess.run([sys.executable, "-c", _AOT_SCRIPT, spec], env=env,
                           capture_output=True, text=True, timeout=600,
                           cwd=tempfile.gettempdir())
     assert proc.returncode == 0, f"{kernel} does not compile for sm_{arch}:\n{proc.stderr[-3000:]}"
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def strided(t: torch.Tensor, dim: int = -1) -> torch.Tensor:

@@ -129,13 +129,14 @@ def test_bad_inputs_give_one_line_errors():
 
 
 @pytest.mark.skipif(not backends.triton_available(), reason="triton not installed")
-@pytest.mark.parametrize("dtype,arch", [("fp16", 80), ("fp32", 90)])
-def test_triton_kernel_compiles_for_gpu(dtype, arch):
+@pytest.mark.parametrize("dtype,arch,precision", [("fp16", 80, None), ("fp32", 90, "ieee"),
+                                                  ("fp32", 90, "tf32")])
+def test_triton_kernel_compiles_for_gpu(dtype, arch, precision):
     # The interpreter does not enforce the GPU compiler's rules (tl.dot shapes, shared memory);
     # this compiles the real GPU binary without needing a GPU.
     compile_triton_for_gpu(
         "disenttalk_fast._triton.flash_attention", "_flash_fwd",
         types={**{p: "*" + dtype for p in ("q_ptr", "k_ptr", "v_ptr", "o_ptr")},
                "scale_log2": "fp32"},
-        constexprs=dict(CAUSAL=True, HD=32, DOT_PRECISION="ieee" if dtype == "fp32" else None,
+        constexprs=dict(CAUSAL=True, HD=32, DOT_PRECISION=precision,
                         BLOCK_M=64, BLOCK_N=64), arch=arch)

@@ -7,7 +7,8 @@ import torch
 
 from disenttalk_fast import backends, ops, reference
 from disenttalk_fast._bridge import OpInputError
-from op_testing import assert_matches_reference, backend_cases, strided
+from op_testing import (assert_matches_reference, backend_cases, compile_triton_for_gpu,
+                        strided)
 
 # (B, L, C, Cout). L = 1, 2, 3, 5 are shorter than the dilation-4 halo; 49 and 151 are odd and
 # not a multiple of the C++ (48) / CUDA (32) / Triton (16, 32) time tiles; C in {1, 5, 96, 257}.
@@ -228,3 +229,30 @@ def test_triton_mdd_narrows_its_block_when_shared_memory_runs_out(monkeypatch):
     launched.clear()
     ops.multi_dilation_dwconv(*inputs, backend="triton")
     assert launched == [16]
+
+
+@pytest.mark.skipif(not backends.triton_available(), reason="triton not installed")
+@pytest.mark.parametrize("dtype,precision,arch,limit", [
+    ("fp32", "ieee", 90, 232448),    # H100 / H200: 227 KB per block
+    ("fp32", "tf32", 90, 232448),
+    ("fp32", "ieee", 80, 166912),    # A100: 163 KB
+    ("bf16", None, 90, 232448),
+])
+def test_triton_mdd_widest_block_fits_shared_memory(dtype, precision, arch, limit):
+    """The widest block the GPU plan picks (long sequence, 256 output channels) compiles to a
+    program whose shared memory fits the GPU (checked at launch there, so compiled here). The
+    fp32 plan used to ask for 255 KB, which an H200 refused."""
+    from disenttalk_fast._triton import dwconv
+
+    size = 4 if dtype == "fp32" else 2
+    block_l, block_k, block_n = dwconv.mdd_blocks(8, 16384, 256, size, sms=132)
+    assert block_n == (128 if dtype == "fp32" else 256)
+    meta = compile_triton_for_gpu(
+        "disenttalk_fast._triton.dwconv", "_mdd_fwd",
+        types={p: "*" + dtype for p in ("x_ptr", "dww_ptr", "dwb_ptr", "pww_ptr", "pwb_ptr",
+                                        "o_ptr")},
+        constexprs=dict(N_DIL=3, HAS_BIAS=True, DOT_FP32=dtype == "fp32",
+                        DOT_PRECISION=precision, BLOCK_L=block_l, BLOCK_K=block_k,
+                        BLOCK_N=block_n),
+        arch=arch, options=dict(num_warps=dwconv.mdd_num_warps(block_n)))
+    assert 0 < meta["shared"] <= limit

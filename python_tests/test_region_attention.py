@@ -143,11 +143,36 @@ def test_bad_inputs_give_one_line_errors():
 
 
 @pytest.mark.skipif(not backends.triton_available(), reason="triton not installed")
-@pytest.mark.parametrize("dtype,arch", [("bf16", 80), ("fp32", 90)])
-def test_triton_projection_compiles_for_gpu(dtype, arch):
+@pytest.mark.parametrize("dtype,arch,precision", [("bf16", 80, None), ("fp32", 90, "ieee"),
+                                                  ("fp32", 90, "tf32")])
+def test_triton_projection_compiles_for_gpu(dtype, arch, precision):
     compile_triton_for_gpu(
         "disenttalk_fast._triton.region_attention", "_project_rotary",
         types={**{p: "*" + dtype for p in ("x_ptr", "w_ptr", "b_ptr", "ws_ptr")},
                "inv_freq_ptr": "*fp32"},
-        constexprs=dict(HD=64, DOT_PRECISION="ieee" if dtype == "fp32" else None,
+        constexprs=dict(HD=64, DOT_PRECISION=precision,
                         BLOCK_ROWS=32, BLOCK_K=32), arch=arch)
+
+
+@pytest.mark.skipif(not backends.triton_available(), reason="triton not installed")
+def test_triton_fp32_follows_pytorchs_tf32_switch():
+    """fp32 dot products are exact unless PyTorch's fp32 matmul precision allows TF32; then the
+    Triton kernels use TF32 too (as cuBLAS does for the reference) and stay within TF32's error."""
+    from disenttalk_fast._triton.flash_attention import dot_precision
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    x, w, b, hd = make((2, 17, (32, 64), 32), torch.float32, device)
+    before = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("highest")
+        assert dot_precision(torch.float32) == "ieee"
+        torch.set_float32_matmul_precision("high")
+        assert dot_precision(torch.float32) == "tf32"
+        assert dot_precision(torch.bfloat16) is None
+        out = ops.region_attention(x, w, b, hd, backend="triton")
+        expected = reference.region_attention(x.double(), [t.double() for t in w],
+                                              [t.double() for t in b], hd)
+        # TF32 keeps 10 mantissa bits: ~1e-3 relative per product, summed over 32-96 terms.
+        torch.testing.assert_close(out.double(), expected, rtol=1e-2, atol=1e-2)
+    finally:
+        torch.set_float32_matmul_precision(before)
