@@ -136,7 +136,10 @@ def _stats_tensor(value, name: str, config: DisentTalkConfig) -> torch.Tensor:
 def load_checkpoint(path: str | os.PathLike, map_location="cpu", *, use_ema: bool = False,
                     backend: str = "reference") -> Checkpoint:
     """Read and validate a checkpoint; returns the config, partition, a model with its weights
-    loaded (the EMA weights when `use_ema` and the file has them), the stats and the extras."""
+    loaded (the EMA weights when `use_ema` and the file has them), the stats and the extras.
+
+    The model is a `DisentTalkDenoiser` for backend "reference" and a `FastDenoiser` (same
+    weights, fused blocks) for any other backend."""
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
@@ -176,7 +179,12 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", *, use_ema: boo
         raise CheckpointError(f"{path}: unsupported weight dtype {metadata.get('dtype')!r}")
 
     try:
-        model = DisentTalkDenoiser(config, partition, backend=backend)
+        if backend == "reference":
+            model = DisentTalkDenoiser(config, partition, backend=backend)
+        else:
+            from disenttalk_fast.model.fast import FastDenoiser
+
+            model = FastDenoiser(config, partition, backend=backend)
     except (ValueError, TypeError) as exc:
         raise CheckpointError(f"{path}: {exc}") from None
     model = model.to(dtype)

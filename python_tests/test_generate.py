@@ -209,3 +209,17 @@ def test_backend_is_per_call(wav):
     with pytest.raises(BackendError, match="unknown backend"):
         generate(model, wav, steps=2, backend="gpu", progress=False)
 
+
+
+def test_loaded_model_is_the_fused_drop_in_unless_reference(ckpt_path, wav):
+    """A checkpoint loaded for a kernel backend is a FastDenoiser (fused blocks, null-row skip),
+    for "reference" the reference class; both generate the same motion."""
+    from disenttalk_fast.model import DisentTalkDenoiser
+    from disenttalk_fast.model.fast import FastDenoiser
+
+    fast, ref = load_model(ckpt_path, "cpu", "auto"), load_model(ckpt_path, "cpu", "reference")
+    assert isinstance(fast.model, FastDenoiser)
+    assert type(ref.model) is DisentTalkDenoiser
+    a = generate(fast, wav, steps=3, seed=1, progress=False)
+    b = generate(ref, wav, steps=3, seed=1, progress=False)
+    np.testing.assert_allclose(a.exp, b.exp, rtol=1e-3, atol=1e-3)
