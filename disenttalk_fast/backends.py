@@ -1,9 +1,9 @@
 """Which implementation of an op runs: the pure-PyTorch reference or a fused kernel.
 
 `backend="auto"` resolves, in order, to the value of the DISENTTALK_BACKEND environment variable
-(when set), then to "cuda" for CUDA tensors when the CUDA kernels were compiled in, "cpu" for CPU
-tensors when the C++ kernels are built, else "reference". An explicit backend that cannot run the
-given tensors is an error, never a silent fallback.
+(when set), then to "cuda" for CUDA tensors when the CUDA kernels were compiled in, "cpu" for
+fp32 CPU tensors when the C++ kernels are built (they are fp32-only), else "reference". An
+explicit backend that cannot run the given tensors is an error, never a silent fallback.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from disenttalk_fast import _native
+from disenttalk_fast._torch import torch
 
 BACKENDS = ("auto", "reference", "cpu", "cuda", "triton")
 ENV_VAR = "DISENTTALK_BACKEND"
@@ -38,8 +39,9 @@ def _validate_name(name: str, source: str) -> str:
     return name
 
 
-def resolve(backend: str, device) -> str:
-    """Turn a requested backend name into the concrete one for tensors on `device`."""
+def resolve(backend: str, device, dtype=None) -> str:
+    """Turn a requested backend name into the concrete one for tensors on `device` (of `dtype`,
+    when given: "auto" leaves half-precision CPU tensors to the reference)."""
     backend = _validate_name(backend, "backend")
     if backend == "auto":
         env = os.environ.get(ENV_VAR)
@@ -48,7 +50,7 @@ def resolve(backend: str, device) -> str:
     if backend == "auto":
         if device.type == "cuda" and _native.cuda_compiled():
             return "cuda"
-        if device.type == "cpu" and _native.cpu_available():
+        if device.type == "cpu" and _native.cpu_available() and dtype in (None, torch.float32):
             return "cpu"
         return "reference"
     check_runnable(backend, device)

@@ -28,13 +28,25 @@ from disenttalk_fast.motion import POSE_DIMS, Motion
 
 
 # -- model -------------------------------------------------------------------------------------
-def load_model(path, device=None, backend: str = "auto", use_ema: bool = True):
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def load_model(path, device=None, backend: str = "auto", use_ema: bool = True, dtype=None):
     """A `Checkpoint` (config, partition, model, stats) from a .safetensors file, on `device`
-    (default: CUDA when available), with the model's ops on `backend`."""
+    (default: CUDA when available), with the model's ops on `backend`. `dtype` (a torch dtype or
+    "fp32" / "fp16" / "bf16"; None = as stored) casts the weights: half precision is what makes
+    GPU sampling fast (the Triton kernels run it on the tensor cores); on the CPU it runs the
+    reference ops, since the C++ kernels are fp32-only."""
     from disenttalk_fast.checkpoint import load_checkpoint
 
+    if isinstance(dtype, str):
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got '{dtype}'")
+        dtype = DTYPES[dtype]
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     ckpt = load_checkpoint(path, map_location=device, use_ema=use_ema, backend=backend)
+    if dtype is not None:
+        ckpt.model.to(dtype)
     ckpt.model.eval()
     return ckpt
 
@@ -61,6 +73,10 @@ def as_checkpoint(model_or_checkpoint, backend: str | None = None, device=None):
     if device is not None:
         ckpt.model.to(device)
     return ckpt
+
+
+def _dtype_name(model) -> str:
+    return str(next(model.parameters()).dtype).replace("torch.", "")
 
 
 def model_device(model) -> torch.device:
@@ -278,6 +294,7 @@ def _generate(ckpt, audio, t0, *, sampler, steps, guidance, seed, pose, control,
     seconds = time.perf_counter() - t0
     meta = {"sampler": sampler, "steps": steps, "guidance": float(guidance), "seed": int(seed),
             "window": int(window), "overlap": int(overlap), "backend": getattr(model, "backend", None),
+            "dtype": _dtype_name(model),
             "feature": ckpt.feature_type, "seconds": round(seconds, 4),
             "feature_seconds": round(t_feat - t0, 4)}
     if isinstance(audio, (str, os.PathLike)):
@@ -351,7 +368,8 @@ def _generate_bounded(ckpt, audio, sr, t0, *, sampler, steps, guidance, seed, po
     seconds = time.perf_counter() - t0
     meta = {"sampler": sampler, "steps": steps, "guidance": float(guidance), "seed": int(seed),
             "window": int(window), "overlap": int(overlap),
-            "backend": getattr(ckpt.model, "backend", None), "feature": ckpt.feature_type,
+            "backend": getattr(ckpt.model, "backend", None), "dtype": _dtype_name(ckpt.model),
+            "feature": ckpt.feature_type,
             "seconds": round(seconds, 4), "bounded": True}
     if isinstance(audio, (str, os.PathLike)):
         meta["audio"] = str(Path(audio))

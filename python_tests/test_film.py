@@ -177,3 +177,15 @@ def test_film_norm_bad_groups():
     with pytest.raises(OpInputError, match="at most 8 groups"):
         ops.film_norm(x.repeat(1, 1, 2), g.repeat(1, 2), b.repeat(1, 2), None, nw.repeat(2),
                       nb.repeat(2), 1e-5, [1] * 12, backend="cpu")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_auto_leaves_half_precision_cpu_tensors_to_the_reference(dtype, monkeypatch):
+    """The C++ kernels are fp32-only: "auto" runs half-precision CPU tensors on the reference
+    (the same bits), an explicit "cpu" refuses them."""
+    monkeypatch.delenv(backends.ENV_VAR, raising=False)
+    assert backends.resolve("auto", torch.device("cpu"), dtype) == "reference"
+    x, g, b, r = make((2, 5, 12), dtype, "cpu")
+    assert torch.equal(ops.film(x, g, b, r, backend="auto"), reference.film(x, g, b, r))
+    with pytest.raises(OpInputError, match="backend 'cpu' supports float32"):
+        ops.film(x, g, b, r, backend="cpu")

@@ -223,3 +223,26 @@ def test_loaded_model_is_the_fused_drop_in_unless_reference(ckpt_path, wav):
     a = generate(fast, wav, steps=3, seed=1, progress=False)
     b = generate(ref, wav, steps=3, seed=1, progress=False)
     np.testing.assert_allclose(a.exp, b.exp, rtol=1e-3, atol=1e-3)
+
+
+def test_half_precision_weights_on_the_cpu(ckpt_path, wav, tmp_path, capsys):
+    """--dtype bf16 / fp16 run on the CPU through the reference ops ("auto" leaves half
+    precision to them; the C++ kernels are fp32-only) and stay close to fp32; an explicit
+    'cpu' backend refuses in one line."""
+    full = generate(load_model(ckpt_path, "cpu"), wav, steps=3, seed=2, progress=False)
+    half = generate(load_model(ckpt_path, "cpu", dtype="bf16"), wav, steps=3, seed=2,
+                    progress=False)
+    assert half.meta["dtype"] == "bfloat16" and full.meta["dtype"] == "float32"
+    assert half.exp.dtype == full.exp.dtype
+    scale = np.abs(full.exp).max()
+    assert np.abs(half.exp - full.exp).max() <= 0.1 * scale
+    with pytest.raises(ValueError, match="dtype must be one of fp32, fp16, bf16"):
+        load_model(ckpt_path, "cpu", dtype="int8")
+    out = tmp_path / "half.npz"
+    assert main(["generate", str(wav), "--model", str(ckpt_path), "-o", str(out), "--dtype",
+                 "fp16", "--steps", "2", "--no-progress"]) == 0 and out.is_file()
+    bad = tmp_path / "bad.npz"
+    assert main(["generate", str(wav), "--model", str(ckpt_path), "-o", str(bad), "--dtype",
+                 "bf16", "--backend", "cpu", "--steps", "2", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "backend 'cpu' supports float32" in err and not bad.exists()

@@ -32,7 +32,7 @@ def causal_cross_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
         raise _bridge.OpInputError(f"{_OP}: k and v need at least one audio row")
     if lookahead < 0:
         raise _bridge.OpInputError(f"{_OP}: lookahead must be >= 0, got {lookahead}")
-    which = backends.resolve(backend, q.device)
+    which = backends.resolve(backend, q.device, q.dtype)
     if which == "reference":
         return reference.causal_cross_attention(q, k, v, lookahead)
     _bridge.check_dtype_supported(_OP, which, q)

@@ -45,7 +45,7 @@ def multi_dilation_dwconv(x: torch.Tensor, dw_weight: torch.Tensor, dw_bias: tor
     if pw_bias is not None:
         _bridge.check_tensor(op, "pw_bias", pw_bias, ndim=1, shape=(pw_weight.shape[0],),
                              dtype=x.dtype, device=x.device)
-    which = backends.resolve(backend, x.device)
+    which = backends.resolve(backend, x.device, x.dtype)
     if which == "reference":
         return reference.multi_dilation_dwconv(x, dw_weight, dw_bias, pw_weight, pw_bias,
                                                dilations)
@@ -80,7 +80,7 @@ def local_dwconv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     if bias is not None:
         _bridge.check_tensor(op, "bias", bias, ndim=1, shape=(x.shape[-1],), dtype=x.dtype,
                              device=x.device)
-    which = backends.resolve(backend, x.device)
+    which = backends.resolve(backend, x.device, x.dtype)
     if which == "reference":
         return reference.local_dwconv(x, weight, bias)
     _bridge.check_dtype_supported(op, which, x)

@@ -28,7 +28,7 @@ def film(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
     (B, L, C) tensor. `backend`: "auto" | "reference" | "cpu" | "cuda" | "triton".
     """
     _check(x, gamma, beta, residual)
-    which = backends.resolve(backend, x.device)
+    which = backends.resolve(backend, x.device, x.dtype)
     if which == "reference":
         return reference.film(x, gamma, beta, residual)
     _bridge.check_dtype_supported(_OP, which, x)
@@ -147,7 +147,7 @@ def film_norm(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
             f"{op}: groups must be positive widths summing to C={C}, got {tuple(widths)}")
     if not float(eps) > 0:
         raise _bridge.OpInputError(f"{op}: eps must be > 0, got {eps}")
-    which = backends.resolve(backend, x.device)
+    which = backends.resolve(backend, x.device, x.dtype)
     if which == "reference":
         return reference.film_norm(x, gamma, beta, residual, norm_weight, norm_bias, eps, widths)
     _bridge.check_dtype_supported(op, which, x)

@@ -31,7 +31,7 @@ def region_attention(x: torch.Tensor, weights: Sequence[torch.Tensor],
     `backend`: "auto" | "reference" | "cpu" | "cuda" | "triton".
     """
     _check(x, weights, biases, head_dim)
-    which = backends.resolve(backend, x.device)
+    which = backends.resolve(backend, x.device, x.dtype)
     if which == "reference":
         return reference.region_attention(x, weights, biases, head_dim, rope_base)
     _bridge.check_dtype_supported(_OP, which, x)
