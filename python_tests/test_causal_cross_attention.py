@@ -140,3 +140,13 @@ def test_triton_kernel_compiles_for_gpu(dtype, arch, precision):
                "scale_log2": "fp32"},
         constexprs=dict(CAUSAL=True, HD=32, DOT_PRECISION=precision,
                         BLOCK_M=64, BLOCK_N=64), arch=arch)
+
+
+def test_eager_fast_path_matches_dispatched_op():
+    """Plain tensors without autograd call the kernel directly; same result as the registered
+    op (which autograd, torch.compile and opcheck still use)."""
+    g = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(2, 5, 2, 16, generator=g), torch.randn(2, 10, 2, 16, generator=g),
+               torch.randn(2, 10, 2, 16, generator=g))
+    direct = ops.causal_cross_attention(q, k, v, 1, backend="cpu")
+    assert torch.equal(direct, torch.ops.disenttalk_fast.causal_cross_attention(q, k, v, 1))

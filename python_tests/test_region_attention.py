@@ -176,3 +176,12 @@ def test_triton_fp32_follows_pytorchs_tf32_switch():
         torch.testing.assert_close(out.double(), expected, rtol=1e-2, atol=1e-2)
     finally:
         torch.set_float32_matmul_precision(before)
+
+
+def test_eager_fast_path_matches_dispatched_op():
+    """Plain tensors without autograd call the kernel directly (no torch.library dispatcher, whose
+    first call also imports torch._dynamo: ~3 s here); same result as the registered op."""
+    x, w, b, hd = make((2, 9, (32, 64), 32))
+    direct = ops.region_attention(x, w, b, hd, backend="cpu")
+    dispatched = torch.ops.disenttalk_fast.region_attention(x, w, b, hd, 10000.0)
+    assert torch.equal(direct, dispatched)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from disenttalk_fast import _bridge, _native, backends, reference
 from disenttalk_fast._torch import torch
+from disenttalk_fast.ops import _eager
 
 _OP = "causal_cross_attention"
 # Head dims each backend is compiled / written for (Triton: powers of two, >= 16 for tl.dot).
@@ -40,6 +41,9 @@ def causal_cross_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
         raise _bridge.OpInputError(
             f"{_OP}: backend '{which}' supports head dim {', '.join(map(str, HEAD_DIMS[which]))}; "
             f"got {D} (use backend='reference')")
+    if _eager.direct_call_ok(q, k, v):  # same kernel, minus the dispatcher
+        impl = {"cpu": _cca_cpu, "cuda": _cca_cuda, "triton": _cca_triton_impl}[which]
+        return impl(q, k, v, int(lookahead))
     if which == "triton":
         return torch.ops.disenttalk_fast.causal_cross_attention_triton(q, k, v, int(lookahead))
     return torch.ops.disenttalk_fast.causal_cross_attention(q, k, v, int(lookahead))
@@ -47,9 +51,7 @@ def causal_cross_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
 
 # --- compiled kernels: C++ (CPU) and CUDA behind one op -------------------------------------
 
-@torch.library.custom_op("disenttalk_fast::causal_cross_attention", mutates_args=())
-def _cca_compiled(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                  lookahead: int) -> torch.Tensor:
+def _cca_cpu(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, lookahead: int) -> torch.Tensor:
     lib = _native.require_cpu()
     q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
     out = torch.empty_like(q)
@@ -60,7 +62,6 @@ def _cca_compiled(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     return out
 
 
-@_cca_compiled.register_kernel("cuda")
 def _cca_cuda(q, k, v, lookahead):
     lib = _native.require_cuda()
     q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
@@ -76,9 +77,8 @@ def _cca_cuda(q, k, v, lookahead):
 
 # --- Triton ---------------------------------------------------------------------------------
 
-@torch.library.custom_op("disenttalk_fast::causal_cross_attention_triton", mutates_args=())
-def _cca_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                lookahead: int) -> torch.Tensor:
+def _cca_triton_impl(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                     lookahead: int) -> torch.Tensor:
     from disenttalk_fast._triton import causal_cross_attention as kernel  # imports triton
 
     q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
@@ -87,6 +87,13 @@ def _cca_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
         with torch.cuda.device(q.device):
             return kernel.causal_cross_attention_forward(q, k, v, lookahead, out)
     return kernel.causal_cross_attention_forward(q, k, v, lookahead, out)
+
+
+_cca_compiled = torch.library.custom_op("disenttalk_fast::causal_cross_attention", _cca_cpu,
+                                        mutates_args=())
+_cca_compiled.register_kernel("cuda")(_cca_cuda)
+_cca_triton = torch.library.custom_op("disenttalk_fast::causal_cross_attention_triton",
+                                      _cca_triton_impl, mutates_args=())
 
 
 # --- shared fake implementation and autograd ------------------------------------------------

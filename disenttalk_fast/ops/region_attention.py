@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from disenttalk_fast import _bridge, _native, backends, reference
 from disenttalk_fast._torch import torch
+from disenttalk_fast.ops import _eager
 
 _OP = "region_attention"
 # Head dims each backend is compiled / written for. Triton computes each rotary half with a
@@ -40,6 +41,10 @@ def region_attention(x: torch.Tensor, weights: Sequence[torch.Tensor],
             f"{_OP}: backend '{which}' supports head_dim {', '.join(map(str, HEAD_DIMS[which]))}; "
             f"got {head_dim} (use backend='reference')")
     args = (x, list(weights), list(biases), int(head_dim), float(rope_base))
+    if _eager.direct_call_ok(x, *weights, *biases):  # same kernel, minus the dispatcher
+        impl = {"cpu": _region_attention_cpu, "cuda": _region_attention_cuda,
+                "triton": _region_attention_triton_impl}[which]
+        return impl(*args)
     if which == "triton":
         return torch.ops.disenttalk_fast.region_attention_triton(*args)
     return torch.ops.disenttalk_fast.region_attention(*args)
@@ -74,10 +79,9 @@ def _contiguous(x, weights, biases):
 
 # --- compiled kernels: C++ (CPU) and CUDA behind one op -------------------------------------
 
-@torch.library.custom_op("disenttalk_fast::region_attention", mutates_args=())
-def _region_attention_compiled(x: torch.Tensor, weights: list[torch.Tensor],
-                               biases: list[torch.Tensor], head_dim: int,
-                               rope_base: float) -> torch.Tensor:
+def _region_attention_cpu(x: torch.Tensor, weights: list[torch.Tensor],
+                          biases: list[torch.Tensor], head_dim: int,
+                          rope_base: float) -> torch.Tensor:
     lib = _native.require_cpu()
     x, weights, biases = _contiguous(x, weights, biases)
     out = torch.empty_like(x)
@@ -89,7 +93,6 @@ def _region_attention_compiled(x: torch.Tensor, weights: list[torch.Tensor],
     return out
 
 
-@_region_attention_compiled.register_kernel("cuda")
 def _region_attention_cuda(x, weights, biases, head_dim, rope_base):
     lib = _native.require_cuda()
     x, weights, biases = _contiguous(x, weights, biases)
@@ -109,10 +112,9 @@ def _region_attention_cuda(x, weights, biases, head_dim, rope_base):
 
 # --- Triton ---------------------------------------------------------------------------------
 
-@torch.library.custom_op("disenttalk_fast::region_attention_triton", mutates_args=())
-def _region_attention_triton(x: torch.Tensor, weights: list[torch.Tensor],
-                             biases: list[torch.Tensor], head_dim: int,
-                             rope_base: float) -> torch.Tensor:
+def _region_attention_triton_impl(x: torch.Tensor, weights: list[torch.Tensor],
+                                  biases: list[torch.Tensor], head_dim: int,
+                                  rope_base: float) -> torch.Tensor:
     from disenttalk_fast._triton import region_attention as kernel  # imports triton when used
 
     x, weights, biases = _contiguous(x, weights, biases)
@@ -123,6 +125,13 @@ def _region_attention_triton(x: torch.Tensor, weights: list[torch.Tensor],
         with torch.cuda.device(x.device):
             return kernel.region_attention_forward(x, weights, biases, head_dim, inv_freq, out)
     return kernel.region_attention_forward(x, weights, biases, head_dim, inv_freq, out)
+
+
+_region_attention_compiled = torch.library.custom_op(
+    "disenttalk_fast::region_attention", _region_attention_cpu, mutates_args=())
+_region_attention_compiled.register_kernel("cuda")(_region_attention_cuda)
+_region_attention_triton = torch.library.custom_op(
+    "disenttalk_fast::region_attention_triton", _region_attention_triton_impl, mutates_args=())
 
 
 # --- shared fake implementation and autograd ------------------------------------------------
