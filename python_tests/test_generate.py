@@ -246,3 +246,26 @@ def test_half_precision_weights_on_the_cpu(ckpt_path, wav, tmp_path, capsys):
                  "bf16", "--backend", "cpu", "--steps", "2", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "backend 'cpu' supports float32" in err and not bad.exists()
+
+
+@pytest.mark.parametrize("backend,raster", [("reference", "auto"), ("cpu", "cpu"),
+                                            ("auto", "auto")])
+def test_cli_backend_names_the_model_kernels_not_the_rasteriser(ckpt_path, wav, tmp_path,
+                                                                 monkeypatch, backend, raster):
+    """`--backend reference` must not draw the video with the reference rasteriser (a test
+    oracle, seconds per small frame); cpu / cuda pass through."""
+    pytest.importorskip("av")
+    import importlib
+
+    render_module = importlib.import_module("disenttalk_fast.render")  # the package, not dt.render
+    real, seen = render_module.render, []
+
+    def spy(*args, backend="auto", **kw):
+        seen.append(backend)
+        return real(*args, backend=backend, **kw)
+
+    monkeypatch.setattr(render_module, "render", spy)
+    out = tmp_path / "talk.mp4"
+    assert main(["generate", str(wav), "--model", str(ckpt_path), "-o", str(out), "--steps", "1",
+                 "--no-progress", "--size", "32", "--backend", backend]) == 0
+    assert seen == [raster] and out.stat().st_size > 0
