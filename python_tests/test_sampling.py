@@ -205,3 +205,48 @@ def test_a_precomputed_audio_cache_gives_the_same_motion(model):
     assert short.shape == (2, 9, 12)
     with pytest.raises(ValueError, match="num_frames=20 exceeds the 15 frames"):
         sample(model, cache, num_frames=20)
+
+
+def test_a_reused_sampler_keeps_its_captured_step_and_matches_sample(model):
+    """`Sampler` gives `sample`'s results call after call while keeping one captured step (the
+    static-buffer path the CUDA graph replays, run eagerly on the CPU with cuda_graph=True); it
+    captures again for a new window shape and when the weights move."""
+    from disenttalk_fast.sampling import Sampler
+
+    settings = dict(sampler="ddim", steps=4, guidance=2.0, window=8, overlap=2, cuda_graph=True)
+    sampler = Sampler(model, **settings)
+    other = torch.randn(2, 30, 6, generator=torch.Generator().manual_seed(5))
+    first = sampler(AUDIO, seed=1)
+    kept = sampler._window_sampler.graphed
+    assert kept is not None
+    second = sampler(other, seed=2)
+    assert sampler._window_sampler.graphed is kept           # no new capture
+    assert torch.equal(first, sample(model, AUDIO, seed=1, **settings))
+    assert torch.equal(second, sample(model, other, seed=2, **settings))
+    control = RegionControl(lip_scale=1.5)
+    assert torch.equal(sampler(AUDIO, seed=1, control=control),
+                       sample(model, AUDIO, seed=1, control=control, **settings))
+
+    short = sampler(AUDIO[:, :10], seed=1)                    # 5 frames: a 5-frame window
+    assert sampler._window_sampler.graphed is not kept
+    assert torch.equal(short, sample(model, AUDIO[:, :10], seed=1, **settings))
+
+    moved = sampler._window_sampler.graphed
+    assert moved.fits(moved.eps_fn.window(0, 5), moved.shape)
+    model.double().float()                                    # same values, new addresses
+    assert not moved.fits(moved.eps_fn.window(0, 5), moved.shape)
+    assert torch.equal(sampler(AUDIO[:, :10], seed=1), short)
+    assert sampler._window_sampler.graphed is not moved
+
+
+def test_sampler_checks_its_settings_when_made(model):
+    from disenttalk_fast.sampling import Sampler
+
+    with pytest.raises(ValueError, match="window must be an integer >= 2 frames"):
+        Sampler(model, window=1)
+    with pytest.raises(ValueError, match="overlap must be an integer in"):
+        Sampler(model, window=10, overlap=10)
+    with pytest.raises(ValueError, match="guidance scale must be finite"):
+        Sampler(model, guidance=-1)
+    with pytest.raises(ValueError, match="control must be a RegionControl"):
+        Sampler(model)(AUDIO, control="lips")

@@ -83,7 +83,18 @@ class GraphedStep:
         self.known = Known(torch.zeros(shape, device=self.device),
                            torch.zeros(shape, dtype=torch.bool, device=self.device))
         self.step = DenoiseStep(self.eps_fn, self.plan, self.known)
+        self.layout = _cache_layout(self.cache)
+        self.addresses = weight_addresses(eps_fn.model)
         self.graph = self._capture(warmup) if self.use_graph else None
+
+    def fits(self, eps_window: GuidedEps, shape: tuple[int, int, int]) -> bool:
+        """Whether this captured step is `eps_window`'s step for windows of `shape`: the same
+        model with its weights still at the addresses the graph reads (moving or re-casting the
+        model reallocates them), the same guidance, and the same audio-cache layout."""
+        return (tuple(shape) == self.shape and eps_window.model is self.eps_fn.model
+                and eps_window.scale == self.eps_fn.scale and eps_window.mode == self.eps_fn.mode
+                and _cache_layout(eps_window.cache) == self.layout
+                and weight_addresses(eps_window.model) == self.addresses)
 
     # -- per window ------------------------------------------------------------------------------
     def load_window(self, eps_window: GuidedEps, known: Known | None) -> None:
@@ -135,3 +146,14 @@ class GraphedStep:
             self._body()
         self.z.zero_()
         return graph
+
+
+def weight_addresses(model) -> tuple:
+    """Where the model's parameters and buffers live: a captured graph reads those addresses."""
+    return tuple((t.data_ptr(), t.dtype, tuple(t.shape))
+                 for t in (*model.parameters(), *model.buffers()))
+
+
+def _cache_layout(cache: AudioCache) -> tuple:
+    return (tuple((tuple(t.shape), t.dtype, str(t.device)) for t in cache.keys + cache.values),
+            cache.null_rows)

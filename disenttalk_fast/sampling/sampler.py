@@ -19,7 +19,7 @@ from disenttalk_fast.sampling.ddim import ddim_plan
 from disenttalk_fast.sampling.ddpm import ddpm_plan
 from disenttalk_fast.sampling.plan import check_steps
 from disenttalk_fast.sampling.region_control import RegionControl
-from disenttalk_fast.sampling.windowed import check_window, sample_windowed
+from disenttalk_fast.sampling.windowed import WindowSampler, check_window, sample_windowed
 
 SAMPLERS = ("ddim", "ddpm")
 
@@ -93,39 +93,85 @@ def sample(model, audio=None, num_frames: int | None = None, *, sampler: str = "
     progress(done, total) after every denoising step.
     cuda_graph: capture one denoising step (both guidance branches) per window shape in a CUDA
     graph and replay it every step; None = on CUDA devices, falling back to eager launches with
-    a warning if capture fails.
+    a warning if capture fails. To keep the captured step between calls, use `Sampler`.
     """
-    guidance = check_guidance(guidance)
-    if sampler == "ddpm" and steps == 25:  # the DDIM default: DDPM always runs all T steps
-        steps = None
-    diffusion = diffusion or GaussianDiffusion.from_config(model.config)
-    plan = make_plan(diffusion, sampler, steps, eta)
-    if control is not None and not isinstance(control, RegionControl):
-        raise ValueError(f"control must be a RegionControl, got {type(control).__name__}")
-    device = _model_device(model)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            cond, b, n = prepare_audio(model, audio, num_frames, batch, device)
-            if window is None:
-                window = max(2, int(getattr(model.config, "window", n)))
-            if overlap is None:
-                overlap = window // 5
-            check_window(window, overlap)
-            null = model.encode_audio(None, num_frames=n, batch=b)
-            if cond is None:
-                cond, guidance = null, 0.0
-            eps_fn = GuidedEps(model, cond, null, guidance)
-            partition = model.partition
-            known = control.known(partition, b, n, device) if control is not None else None
-            generator = torch.Generator(device=device).manual_seed(int(seed))
-            out = sample_windowed(eps_fn, plan.to(device), batch=b, num_frames=n,
-                                  num_dims=partition.num_dims, window=window, overlap=overlap,
-                                  generator=generator, device=device, known=known,
-                                  progress=progress, cuda_graph=cuda_graph)
-            if control is not None:
-                out = control.apply_output(out, partition)
-    finally:
-        model.train(was_training)
-    return out
+    return Sampler(model, sampler=sampler, steps=steps, eta=eta, guidance=guidance,
+                   window=window, overlap=overlap, diffusion=diffusion,
+                   cuda_graph=cuda_graph)(audio, num_frames, seed=seed, control=control,
+                                          batch=batch, progress=progress)
+
+
+class Sampler:
+    """`sample` as an object that is called many times: the settings that stay fixed (model,
+    sampler, steps, guidance, windows) are given once, the audio, seed and region control per
+    call, with the same results as `sample` for the same arguments.
+
+        sampler = Sampler(model, sampler="ddim", steps=10, guidance=2.0)
+        for clip in clips:
+            exp = sampler(clip_features, seed=0)
+
+    On a CUDA device the captured CUDA-graph step is kept between calls, so a call whose window
+    shape was seen before skips the step's warm-up and capture (on an H200 the fixed cost of a
+    `sample` call, mostly that, was ~25 ms against 1.1-6.8 ms per step). It is captured again
+    when the shape, guidance or the model's weights' addresses change (moving or re-casting the
+    model). A Sampler's buffers serve one call at a time: use one Sampler per thread.
+    """
+
+    def __init__(self, model, *, sampler: str = "ddim", steps: int | None = 25, eta: float = 0.0,
+                 guidance: float = 2.0, window: int | None = None, overlap: int | None = None,
+                 diffusion: GaussianDiffusion | None = None, cuda_graph: bool | None = None):
+        self.model = model
+        self.guidance = check_guidance(guidance)
+        if sampler == "ddpm" and steps == 25:  # the DDIM default: DDPM always runs all T steps
+            steps = None
+        diffusion = diffusion or GaussianDiffusion.from_config(model.config)
+        self.plan = make_plan(diffusion, sampler, steps, eta)
+        if window is not None:  # fail at construction; the overlap default needs the window
+            check_window(window, 0 if overlap is None else overlap)
+        self.window, self.overlap, self.cuda_graph = window, overlap, cuda_graph
+        self._window_sampler: WindowSampler | None = None
+
+    def __call__(self, audio=None, num_frames: int | None = None, *, seed: int = 0,
+                 control: RegionControl | None = None, batch: int | None = None,
+                 progress=None) -> torch.Tensor:
+        """(B, L, N) normalised expressions for `audio` (see `sample` for the arguments)."""
+        if control is not None and not isinstance(control, RegionControl):
+            raise ValueError(f"control must be a RegionControl, got {type(control).__name__}")
+        model = self.model
+        device = _model_device(model)
+        guidance = self.guidance
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.inference_mode():
+                cond, b, n = prepare_audio(model, audio, num_frames, batch, device)
+                window = self.window
+                if window is None:
+                    window = max(2, int(getattr(model.config, "window", n)))
+                overlap = window // 5 if self.overlap is None else self.overlap
+                check_window(window, overlap)
+                null = model.encode_audio(None, num_frames=n, batch=b)
+                if cond is None:
+                    cond, guidance = null, 0.0
+                eps_fn = GuidedEps(model, cond, null, guidance)
+                partition = model.partition
+                known = control.known(partition, b, n, device) if control is not None else None
+                generator = torch.Generator(device=device).manual_seed(int(seed))
+                kept = self._sampler_on(device, generator)
+                out = sample_windowed(eps_fn, kept.plan, batch=b, num_frames=n,
+                                      num_dims=partition.num_dims, window=window,
+                                      overlap=overlap, generator=generator, device=device,
+                                      known=known, progress=progress, sampler=kept)
+                if control is not None:
+                    out = control.apply_output(out, partition)
+        finally:
+            model.train(was_training)
+        return out
+
+    def _sampler_on(self, device, generator) -> WindowSampler:
+        """The WindowSampler kept between calls (a new one when the model changed device)."""
+        device = torch.device(device)
+        if self._window_sampler is None or self._window_sampler.device != device:
+            self._window_sampler = WindowSampler(self.plan.to(device), generator, device,
+                                                 self.cuda_graph)
+        return self._window_sampler

@@ -74,7 +74,7 @@ class WindowSampler:
         return z.clone() if step is self.graphed else z
 
     def _step(self, eps_window, shape, win_known):
-        if self.use_graph and (self.graphed is None or self.graphed.shape != shape):
+        if self.use_graph and (self.graphed is None or not self.graphed.fits(eps_window, shape)):
             self.graphed = self._capture(eps_window, shape)
             self.use_graph = self.graphed is not None
         if not self.use_graph:
@@ -111,18 +111,24 @@ def _window_known(held_values: torch.Tensor, held_n: int, known: Known | None) -
 
 def sample_windowed(eps_fn, plan, *, batch: int, num_frames: int, num_dims: int, window: int,
                     overlap: int, generator, device, known: Known | None = None,
-                    progress=None, cuda_graph: bool | None = None) -> torch.Tensor:
+                    progress=None, cuda_graph: bool | None = None,
+                    sampler: WindowSampler | None = None) -> torch.Tensor:
     """Sample (batch, num_frames, num_dims) window by window.
 
     eps_fn: a GuidedEps over the whole input (it is windowed here); known: optional full-length
     region-control values (B, L, N) with a dim mask. progress(done, total) is called after
-    every denoising step. cuda_graph: see WindowSampler.
+    every denoising step. cuda_graph: see WindowSampler. sampler: a WindowSampler of `plan` on
+    `device` to reuse (with its captured step), drawing from `generator` from now on; None
+    makes a fresh one.
     """
     check_window(window, overlap)
     starts = window_starts(num_frames, window, overlap)
     total, done = plan.num_steps * len(starts), 0
     out = torch.zeros(batch, num_frames, num_dims, device=device)
-    sampler = WindowSampler(plan, generator, device, cuda_graph)
+    if sampler is None:
+        sampler = WindowSampler(plan, generator, device, cuda_graph)
+    else:
+        sampler.generator = generator
 
     def on_step():
         nonlocal done
