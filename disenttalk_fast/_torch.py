@@ -13,4 +13,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without torch
         "e.g. `pip install torch==2.13.0` (CPU) — see README.md"
     ) from exc
 
-__all__ = ["torch"]
+# The short dtype names the CLI and `load_model` take.
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+__all__ = ["torch", "DTYPES"]

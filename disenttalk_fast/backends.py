@@ -29,6 +29,20 @@ def triton_available() -> bool:
     return True
 
 
+def tf32_allowed() -> bool:
+    """Whether PyTorch lets fp32 matrix products run as TF32 (`torch.set_float32_matmul_precision
+    ("high")`, `torch.backends.cuda.matmul.fp32_precision = "tf32"` or the global
+    `torch.backends.fp32_precision`). Reads the new setting where it exists: the legacy
+    `allow_tf32` raises once the two APIs have been mixed."""
+    matmul = torch.backends.cuda.matmul
+    precision = getattr(matmul, "fp32_precision", None)
+    if precision is None:  # PyTorch before the fp32_precision settings
+        return bool(matmul.allow_tf32)
+    if precision == "none":  # not set for cuBLAS: the global setting applies
+        precision = getattr(torch.backends, "fp32_precision", "ieee")
+    return precision == "tf32"
+
+
 def triton_interpreted() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 

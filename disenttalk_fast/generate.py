@@ -23,14 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from disenttalk_fast._torch import torch
+from disenttalk_fast._torch import DTYPES, torch
 from disenttalk_fast.motion import POSE_DIMS, Motion
 
 
 # -- model -------------------------------------------------------------------------------------
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
 def load_model(path, device=None, backend: str = "auto", use_ema: bool = True, dtype=None):
     """A `Checkpoint` (config, partition, model, stats) from a .safetensors file, on `device`
     (default: CUDA when available), with the model's ops on `backend`. `dtype` (a torch dtype or
@@ -219,7 +216,7 @@ def default_window(config) -> tuple[int, int]:
 
 # -- generate ----------------------------------------------------------------------------------
 def generate(model_or_checkpoint, audio, *, sampler: str = "ddim", steps: int | None = 25,
-             guidance: float | None = None, seed: int = 0, backend: str = "auto", pose=None,
+             guidance: float | None = None, seed: int = 0, backend: str | None = None, pose=None,
              control=None, progress: bool = True, window: int | None = None,
              overlap: int | None = None, eta: float = 0.0, sr: int | None = None,
              cache_dir=None, hubert_dir=None, layer=None, device=None,
@@ -231,7 +228,8 @@ def generate(model_or_checkpoint, audio, *, sampler: str = "ddim", steps: int | 
     default 16 kHz), or precomputed features (2L, audio_dim). sampler "ddim" (steps <= T) or
     "ddpm" (all T steps). guidance: classifier-free scale (None = the model's default).
     backend: the ops backend ("auto", "reference", "cpu", "cuda", "triton") for this call (a
-    model passed in gets its own backend back afterwards; None keeps it). pose: None
+    model passed in gets its own backend back afterwards); None (default) keeps the model's own,
+    and a checkpoint path is loaded with "auto". pose: None
     (static zeros), a Motion, a motion file or a (L', 6) array. control: a RegionControl in the
     normalised space (see `build_control`). window / overlap: frames per sampling window and
     frames held from the previous one (default: the training window, a fifth of it).

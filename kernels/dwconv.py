@@ -89,8 +89,8 @@ def mdd_blocks(B: int, L: int, Cout: int, element_size: int, sms: int) -> tuple[
     tl.dot needs every block dim >= 16. On the GPU one program covers up to 256 output channels
     (128 in fp32) so the input tile is read once; the interpreter gets small blocks (it is
     slow). Each pipeline stage holds BLOCK_K x BLOCK_N pointwise weights per dilation: 256 fp32
-    channels compile to 255 KB of shared memory, over an H200's 227 KB (refused there at launch,
-    2026-11-26); 128 compile to 159-163 KB."""
+    channels compile to 261,120 bytes of shared memory, over an H200's 232,448 (refused there at
+    launch, 2026-11-26); 128 compile to 158,720-162,816, within an A100's 166,912."""
     if not sms:
         return 16, 16, min(max(16, triton.next_power_of_2(Cout)), 32)
     block_l, block_k = 32, 32
@@ -137,7 +137,9 @@ def multi_dilation_dwconv_forward(x: torch.Tensor, dw_weight: torch.Tensor,
             # and remember it so later calls start there (the failure is raised at launch,
             # before anything is written).
             if block_n <= 16:
-                raise
+                raise RuntimeError("multi_dilation_dwconv: the Triton kernel does not fit this "
+                                   "GPU's shared memory even at 16 channels; use "
+                                   "backend='cuda'") from None
             block_n //= 2
             _FITTING_BLOCK_N[key] = block_n
 

@@ -13,6 +13,9 @@ import math
 import torch
 import triton
 import triton.language as tl
+from triton.runtime.errors import OutOfResources
+
+from disenttalk_fast.backends import tf32_allowed
 
 BLOCK_M = 64
 BLOCK_N = 64
@@ -81,7 +84,17 @@ def dot_precision(dtype: torch.dtype) -> str | None:
     was captured with."""
     if dtype != torch.float32:
         return None
-    return "tf32" if torch.backends.cuda.matmul.allow_tf32 else "ieee"
+    return "tf32" if tf32_allowed() else "ieee"
+
+
+def launch(kernel, grid, op: str, *args, **kwargs) -> None:
+    """kernel[grid](...), with Triton's shared-memory refusal as a one-line RuntimeError (the CLI
+    prints those) naming the op and the way out."""
+    try:
+        kernel[grid](*args, **kwargs)
+    except OutOfResources as exc:
+        raise RuntimeError(f"{op}: the Triton kernel does not fit this GPU ({exc}); use "
+                           f"backend='cuda'") from None
 
 
 def flash_forward(q, k, v, out, *, B: int, L: int, S: int, H: int, head_dim: int,
@@ -94,8 +107,8 @@ def flash_forward(q, k, v, out, *, B: int, L: int, S: int, H: int, head_dim: int
     # than an A100 has; 32 keys per step halves that.
     block_n = 32 if q.dtype == torch.float32 and head_dim >= 128 else BLOCK_N
     grid = (triton.cdiv(L, BLOCK_M), B * H)
-    _flash_fwd[grid](q, k, v, out, L, S, H, *q_strides, *k_strides, *v_strides, *out_strides,
-                     math.log2(math.e) / math.sqrt(head_dim), lookahead,
-                     CAUSAL=causal, HD=head_dim, DOT_PRECISION=dot_precision(q.dtype),
-                     BLOCK_M=BLOCK_M, BLOCK_N=block_n)
+    launch(_flash_fwd, grid, "attention", q, k, v, out, L, S, H, *q_strides, *k_strides,
+           *v_strides, *out_strides, math.log2(math.e) / math.sqrt(head_dim), lookahead,
+           CAUSAL=causal, HD=head_dim, DOT_PRECISION=dot_precision(q.dtype), BLOCK_M=BLOCK_M,
+           BLOCK_N=block_n)
     return out

@@ -12,7 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .flash_attention import dot_precision, flash_forward
+from .flash_attention import dot_precision, flash_forward, launch
 
 BLOCK_ROWS = 32
 BLOCK_K = 32
@@ -80,10 +80,9 @@ def region_attention_forward(x: torch.Tensor, weights, biases, head_dim: int,
     for w, bias in zip(weights, biases):
         width = w.shape[1]
         grid = (triton.cdiv(M, BLOCK_ROWS), width // head_dim, 3)
-        _project_rotary[grid](x, w, bias, inv_freq, ws, M, L, d, width, offset,
-                              offset // head_dim, H, B, HD=head_dim,
-                              DOT_PRECISION=dot_precision(x.dtype),
-                              BLOCK_ROWS=BLOCK_ROWS, BLOCK_K=BLOCK_K)
+        launch(_project_rotary, grid, "region_attention", x, w, bias, inv_freq, ws, M, L, d,
+               width, offset, offset // head_dim, H, B, HD=head_dim,
+               DOT_PRECISION=dot_precision(x.dtype), BLOCK_ROWS=BLOCK_ROWS, BLOCK_K=BLOCK_K)
         offset += width
     qkv_strides = (H * L * head_dim, head_dim, L * head_dim)
     return flash_forward(ws[0], ws[1], ws[2], out, B=B, L=L, S=L, H=H, head_dim=head_dim,

@@ -142,11 +142,41 @@ def test_triton_kernel_compiles_for_gpu(dtype, arch, precision):
                         BLOCK_M=64, BLOCK_N=64), arch=arch)
 
 
-def test_eager_fast_path_matches_dispatched_op():
+def test_eager_fast_path_matches_dispatched_op(monkeypatch):
     """Plain tensors without autograd call the kernel directly; same result as the registered
     op (which autograd, torch.compile and opcheck still use)."""
+    import importlib
+
+    module = importlib.import_module("disenttalk_fast.ops.causal_cross_attention")
+    real, direct_calls = module._cca_cpu, []
+    monkeypatch.setattr(module, "_cca_cpu", lambda *a: direct_calls.append(1) or real(*a))
     g = torch.Generator().manual_seed(3)
     q, k, v = (torch.randn(2, 5, 2, 16, generator=g), torch.randn(2, 10, 2, 16, generator=g),
                torch.randn(2, 10, 2, 16, generator=g))
     direct = ops.causal_cross_attention(q, k, v, 1, backend="cpu")
+    assert direct_calls == [1]
     assert torch.equal(direct, torch.ops.disenttalk_fast.causal_cross_attention(q, k, v, 1))
+    ops.causal_cross_attention(q.clone().requires_grad_(), k, v, 1, backend="cpu")
+    assert direct_calls == [1]
+
+
+@pytest.mark.skipif(not backends.triton_available(), reason="triton not installed")
+def test_triton_attention_that_does_not_fit_gives_a_one_line_error(monkeypatch):
+    from triton.runtime.errors import OutOfResources
+
+    from disenttalk_fast._triton import flash_attention
+
+    class NoSharedMemory:
+        def __getitem__(self, grid):
+            def launch(*args, **kw):
+                raise OutOfResources(106_752, 101_376, "shared memory")
+            return launch
+
+    monkeypatch.setattr(flash_attention, "_flash_fwd", NoSharedMemory())
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    q, k, v = (torch.randn(1, 3, 2, 16, device=device), torch.randn(1, 6, 2, 16, device=device),
+               torch.randn(1, 6, 2, 16, device=device))
+    refusal = "attention: the Triton kernel does not fit this GPU"
+    with pytest.raises(RuntimeError, match=refusal) as info:
+        ops.causal_cross_attention(q, k, v, backend="triton")
+    assert "use backend='cuda'" in str(info.value) and "\n" not in str(info.value)

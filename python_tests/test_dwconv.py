@@ -256,3 +256,24 @@ def test_triton_mdd_widest_block_fits_shared_memory(dtype, precision, arch, limi
                         BLOCK_N=block_n),
         arch=arch, options=dict(num_warps=dwconv.mdd_num_warps(block_n)))
     assert 0 < meta["shared"] <= limit
+
+
+@pytest.mark.skipif(not backends.triton_available(), reason="triton not installed")
+def test_triton_mdd_that_never_fits_gives_a_one_line_error(monkeypatch):
+    from triton.runtime.errors import OutOfResources
+
+    from disenttalk_fast._triton import dwconv
+
+    class NoSharedMemory:
+        def __getitem__(self, grid):
+            def launch(*args, BLOCK_N, **kw):
+                raise OutOfResources(BLOCK_N * 1024, 1024, "shared memory")
+            return launch
+
+    monkeypatch.setattr(dwconv, "_mdd_fwd", NoSharedMemory())
+    monkeypatch.setattr(dwconv, "_FITTING_BLOCK_N", {})
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    inputs = make_mdd((1, 5, 16, 40), torch.float32, device)
+    with pytest.raises(RuntimeError, match="does not fit this GPU's shared memory") as info:
+        ops.multi_dilation_dwconv(*inputs, backend="triton")
+    assert "\n" not in str(info.value)

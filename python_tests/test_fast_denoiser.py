@@ -79,6 +79,28 @@ def test_auto_picks_triton_on_gpus_that_run_it(monkeypatch):
     assert model.op_backend(gpu) == "auto"
 
 
+@pytest.mark.skipif(not backends.triton_available(), reason="triton not installed")
+@pytest.mark.parametrize("capability,shared,expected", [
+    ((9, 0), 232_448, True),    # H100 / H200
+    ((8, 0), 166_912, True),    # A100
+    ((8, 9), 101_376, False),   # L40S / RTX 40xx: the widest fp32 Triton plans do not fit
+    ((7, 5), 65_536, False),    # Turing
+])
+def test_triton_is_auto_only_where_its_kernels_fit(monkeypatch, capability, shared, expected):
+    from types import SimpleNamespace
+
+    from disenttalk_fast.model import fast as fast_module
+
+    props = SimpleNamespace(major=capability[0], minor=capability[1],
+                            shared_memory_per_block_optin=shared)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: props)
+    fast_module._triton_runs_on.cache_clear()
+    try:
+        assert fast_module._triton_runs_on(0) is expected
+    finally:
+        fast_module._triton_runs_on.cache_clear()
+
+
 @pytest.mark.parametrize("backend,device", fast_cases())
 @pytest.mark.parametrize("batch,frames", [(1, 1), (2, 7)])
 def test_outputs_match_reference(backend, device, batch, frames):

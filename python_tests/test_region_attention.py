@@ -178,10 +178,45 @@ def test_triton_fp32_follows_pytorchs_tf32_switch():
         torch.set_float32_matmul_precision(before)
 
 
-def test_eager_fast_path_matches_dispatched_op():
+def test_eager_fast_path_matches_dispatched_op(monkeypatch):
     """Plain tensors without autograd call the kernel directly (no torch.library dispatcher, whose
-    first call also imports torch._dynamo: ~3 s here); same result as the registered op."""
+    first call also imports torch._dynamo: ~3 s here); same result as the registered op, which
+    autograd still goes through."""
+    import importlib
+
+    module = importlib.import_module("disenttalk_fast.ops.region_attention")
+    real, direct_calls = module._region_attention_cpu, []
+    monkeypatch.setattr(module, "_region_attention_cpu",
+                        lambda *a: direct_calls.append(1) or real(*a))
     x, w, b, hd = make((2, 9, (32, 64), 32))
     direct = ops.region_attention(x, w, b, hd, backend="cpu")
+    assert direct_calls == [1]
     dispatched = torch.ops.disenttalk_fast.region_attention(x, w, b, hd, 10000.0)
     assert torch.equal(direct, dispatched)
+    ops.region_attention(x.clone().requires_grad_(), w, b, hd, backend="cpu")
+    assert direct_calls == [1]
+
+
+def test_tf32_switch_is_read_under_pytorchs_new_api(tmp_path):
+    """`torch.backends.cuda.matmul.fp32_precision = "tf32"` (PyTorch's newer switch) is read
+    too; the legacy `allow_tf32` raises once both APIs are in play, so it must not be read then.
+    In a subprocess: the setting is process-wide and cannot be undone to the pristine state."""
+    import subprocess
+    import sys
+
+    script = (
+        "import torch\n"
+        "from disenttalk_fast.backends import tf32_allowed\n"
+        "m = torch.backends.cuda.matmul\n"
+        "if not hasattr(m, 'fp32_precision'):\n"
+        "    print('old torch'); raise SystemExit\n"
+        "seen = [tf32_allowed()]\n"
+        "torch.set_float32_matmul_precision('high'); seen.append(tf32_allowed())\n"
+        "m.fp32_precision = 'ieee'; seen.append(tf32_allowed())\n"
+        "m.fp32_precision = 'tf32'; seen.append(tf32_allowed())\n"
+        "print(seen)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    if out.stdout.strip() != "old torch":
+        assert out.stdout.strip() == "[False, True, False, True]"

@@ -207,7 +207,7 @@ def test_a_precomputed_audio_cache_gives_the_same_motion(model):
         sample(model, cache, num_frames=20)
 
 
-def test_a_reused_sampler_keeps_its_captured_step_and_matches_sample(model):
+def test_a_reused_sampler_keeps_its_captured_step_and_matches_sample(model, monkeypatch):
     """`Sampler` gives `sample`'s results call after call while keeping one captured step (the
     static-buffer path the CUDA graph replays, run eagerly on the CPU with cuda_graph=True); it
     captures again for a new window shape and when the weights move."""
@@ -237,6 +237,19 @@ def test_a_reused_sampler_keeps_its_captured_step_and_matches_sample(model):
     assert not moved.fits(moved.eps_fn.window(0, 5), moved.shape)
     assert torch.equal(sampler(AUDIO[:, :10], seed=1), short)
     assert sampler._window_sampler.graphed is not moved
+
+    kept = sampler._window_sampler.graphed                    # other kernels: capture again
+    window = kept.eps_fn.window(0, 5)
+    assert kept.fits(window, kept.shape)
+    backend, model.backend = model.backend, "cuda"
+    try:
+        assert not kept.fits(window, kept.shape)
+    finally:
+        model.backend = backend
+    with monkeypatch.context() as patch:
+        patch.setenv("DISENTTALK_BACKEND", "reference")
+        assert not kept.fits(window, kept.shape)
+    assert kept.fits(window, kept.shape)
 
 
 def test_sampler_checks_its_settings_when_made(model):

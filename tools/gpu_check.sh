@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole GPU check in one command, sized for a short lease on a lent GPU machine:
 # build for the card, the GPU tests, compute-sanitizer (memcheck + racecheck) on the CUDA tests,
-# then `disenttalk bench` (ops, model jobs, model jobs against torch.compile max-autotune).
+# then `disenttalk bench` (ops, model jobs in fp32 and bf16, the denoiser step against
+# torch.compile in COMPILE_MODE, default "default").
 #
 #   OUT=/some/dir DEADLINE_S=540 tools/gpu_check.sh
 #   STAGES="tests ops model" TESTS="python_tests/test_film.py" tools/gpu_check.sh   # a subset

@@ -8,9 +8,8 @@ import datetime
 import platform
 import sys
 
+from disenttalk_fast._torch import DTYPES
 from disenttalk_fast.bench.providers import COMPILE_MODES
-
-DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
 def add_parser(sub, name: str) -> None:
@@ -64,7 +63,7 @@ def run(args) -> int:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA device is usable here")
-    dtype = getattr(torch, DTYPES[args.dtype])
+    dtype = DTYPES[args.dtype]
     wanted = _split(args.providers)
     for p in wanted:
         if p not in providers.PROVIDERS:

@@ -84,7 +84,7 @@ def run(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     t_start = time.time()
-    ckpt = load_model(model_path, device="cpu", backend="reference")
+    ckpt = load_model(model_path, device="cpu")
     expert = SyncExpert.load(expert_path)
     by_lang = {}
     for lang in ("en", "zh", None):
@@ -132,9 +132,9 @@ def run(args) -> int:
     # -- cross-lingual -------------------------------------------------------------------------
     if args.cross_lingual and "zh" in by_lang:
         _log("cross-lingual: English-only model on the Mandarin clips")
-        en_ckpt = load_model(args.cross_lingual, device="cpu", backend="reference")
+        en_ckpt = load_model(args.cross_lingual, device="cpu")
         # the bilingual reference: the main model, or the one trained for the same budget
-        both = load_model(args.ablation_baseline, device="cpu", backend="reference") \
+        both = load_model(args.ablation_baseline, device="cpu") \
             if args.ablation_baseline else None
         cl = result["cross_lingual"] = {}
         for lang in ("zh", "en"):
@@ -158,7 +158,7 @@ def run(args) -> int:
                 if args.ablation_baseline else []) + ablations
         for name, path in runs:
             _log(f"ablation {name}")
-            ab = load_model(path, device="cpu", backend="reference")
+            ab = load_model(path, device="cpu")
             rows, _ = E.evaluate_model(ab, all_clips, ev, steps=args.steps, controls=False)
             result["ablations"][name] = rows["generated"].summary()
 

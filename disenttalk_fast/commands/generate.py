@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from disenttalk_fast._torch import DTYPES
 from disenttalk_fast.partition import REGIONS
 
 MOTION_EXTENSIONS = (".npz", ".mat", ".npy", ".txt")
@@ -43,7 +44,7 @@ def add_parser(sub, name: str) -> None:
                    help="kernels of the model's ops (an .mp4 is always drawn by the C++ / CUDA "
                         "rasteriser)")
     p.add_argument("--device", default=None, help="cpu / cuda (default: cuda when available)")
-    p.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default=None,
+    p.add_argument("--dtype", choices=tuple(DTYPES), default=None,
                    help="weights' precision (default: as stored); bf16 / fp16 sample several "
                         "times faster on a GPU, on the CPU they run the slower reference ops")
     p.add_argument("--window", type=int, default=None,

@@ -3,16 +3,17 @@
 Same constructor config, same parameters and state_dict keys (it *is* the reference module
 class with another backend), so weights load in both directions and `from_reference` /
 `to_reference` convert in place of a retrain. The backend is "auto" by default: per call, the
-C++ kernels for CPU tensors and, for CUDA tensors, the Triton kernels where they can run the model
-(else the CUDA kernels; see `op_backend`); DISENTTALK_BACKEND overrides. Or an explicit
+C++ kernels for fp32 CPU tensors and, for CUDA tensors, the Triton kernels where they can run the
+model (else the CUDA kernels; see `auto_op_backend`); DISENTTALK_BACKEND overrides. Or an explicit
 "cpu" | "cuda" | "triton".
 """
 
 from __future__ import annotations
 
-import torch.nn.functional as F
-
+import functools
 import os
+
+import torch.nn.functional as F
 
 from disenttalk_fast import backends, ops
 from disenttalk_fast._torch import torch
@@ -79,17 +80,18 @@ class FastDenoiser(DisentTalkDenoiser):
         return auto_op_backend(device, self.config.head_dim)
 
     def resolved_backend(self) -> str:
-        """The backend the ops resolve to for this model's current device."""
-        device = next(self.parameters()).device
-        return backends.resolve(self.op_backend(device), device)
+        """The backend the ops resolve to for this model's current device and dtype."""
+        param = next(self.parameters())
+        return backends.resolve(self.op_backend(param.device), param.device, param.dtype)
 
 
 def auto_op_backend(device, head_dim: int) -> str:
     """What a FastDenoiser with backend "auto" asks its ops for on `device`.
 
-    On a CUDA device, Triton when it can run the model (triton installed, an Ampere or newer
-    GPU, a head_dim the Triton attention takes): on an H200 the Triton kernels sampled whole
-    clips 1.3-1.4x (fp32) and 3-5x (bf16) faster than the CUDA ones
+    On a CUDA device, Triton when it can run the model: triton installed, a head_dim the Triton
+    attention takes, and a GPU with at least an A100's shared memory per block (the widest fp32
+    Triton plans need up to 159 KiB; sm_86 / sm_89 cards have 99 KiB). On an H200 the Triton
+    kernels sampled whole clips 1.3-1.4x (fp32) and 3-5.5x (bf16) faster than the CUDA ones
     (benchmarks/results/2026-11-26-h200.md). Otherwise, and whenever DISENTTALK_BACKEND is set,
     "auto": the ops' own rule."""
     if (device.type == "cuda" and not os.environ.get(backends.ENV_VAR)
@@ -98,8 +100,23 @@ def auto_op_backend(device, head_dim: int) -> str:
     return "auto"
 
 
+# Shared memory per block (bytes) of an A100, the smallest the Triton plans are compiled against
+# (H100 / H200: 232,448).
+TRITON_MIN_SHARED_MEMORY = 166_912
+
+
 def _triton_runs_here(device) -> bool:
-    return backends.triton_available() and torch.cuda.get_device_capability(device) >= (8, 0)
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return _triton_runs_on(index)
+
+
+@functools.lru_cache(maxsize=None)
+def _triton_runs_on(index: int) -> bool:
+    if not backends.triton_available():
+        return False
+    props = torch.cuda.get_device_properties(index)
+    return ((props.major, props.minor) >= (8, 0)
+            and getattr(props, "shared_memory_per_block_optin", 0) >= TRITON_MIN_SHARED_MEMORY)
 
 
 def body_with_null_rows(block: DenoiserBlock, x, temb, audio_k, audio_v, n_audio: int,

@@ -10,6 +10,6 @@ from disenttalk_fast.sampling.sampler import SAMPLERS, Sampler, make_plan, sampl
 from disenttalk_fast.sampling.step import DenoiseStep, Known
 from disenttalk_fast.sampling.windowed import sample_windowed, window_starts
 
-__all__ = ["sample", "Sampler", "SAMPLERS", "make_plan", "RegionControl", "SamplingPlan", "DenoiseStep",
-           "Known", "ddim_plan", "ddim_timesteps", "ddpm_plan", "sample_windowed",
+__all__ = ["sample", "Sampler", "SAMPLERS", "make_plan", "RegionControl", "SamplingPlan",
+           "DenoiseStep", "Known", "ddim_plan", "ddim_timesteps", "ddpm_plan", "sample_windowed",
            "window_starts"]

@@ -19,8 +19,10 @@ through the same buffers, which is how the buffer logic is tested without a GPU.
 
 from __future__ import annotations
 
+import os
 from dataclasses import fields
 
+from disenttalk_fast import backends
 from disenttalk_fast._torch import torch
 from disenttalk_fast.diffusion.guidance import GuidedEps
 from disenttalk_fast.model.audio_cache import AudioCache
@@ -85,15 +87,17 @@ class GraphedStep:
         self.step = DenoiseStep(self.eps_fn, self.plan, self.known)
         self.layout = _cache_layout(self.cache)
         self.addresses = weight_addresses(eps_fn.model)
+        self.kernels = kernel_choice(eps_fn.model)
         self.graph = self._capture(warmup) if self.use_graph else None
 
     def fits(self, eps_window: GuidedEps, shape: tuple[int, int, int]) -> bool:
         """Whether this captured step is `eps_window`'s step for windows of `shape`: the same
         model with its weights still at the addresses the graph reads (moving or re-casting the
-        model reallocates them), the same guidance, and the same audio-cache layout."""
+        model reallocates them), the same kernels, guidance and audio-cache layout."""
         return (tuple(shape) == self.shape and eps_window.model is self.eps_fn.model
                 and eps_window.scale == self.eps_fn.scale and eps_window.mode == self.eps_fn.mode
                 and _cache_layout(eps_window.cache) == self.layout
+                and kernel_choice(eps_window.model) == self.kernels
                 and weight_addresses(eps_window.model) == self.addresses)
 
     # -- per window ------------------------------------------------------------------------------
@@ -152,6 +156,13 @@ def weight_addresses(model) -> tuple:
     """Where the model's parameters and buffers live: a captured graph reads those addresses."""
     return tuple((t.data_ptr(), t.dtype, tuple(t.shape))
                  for t in (*model.parameters(), *model.buffers()))
+
+
+def kernel_choice(model) -> tuple:
+    """What picked the kernels a captured step launches: the model's backend, the environment
+    override and PyTorch's TF32 switch (read by the fp32 Triton kernels)."""
+    return (getattr(model, "backend", None), os.environ.get(backends.ENV_VAR),
+            backends.tf32_allowed())
 
 
 def _cache_layout(cache: AudioCache) -> tuple:
