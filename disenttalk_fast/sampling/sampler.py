@@ -113,8 +113,9 @@ class Sampler:
     On a CUDA device the captured CUDA-graph step is kept between calls, so a call whose window
     shape was seen before skips the step's warm-up and capture (on an H200 the fixed cost of a
     `sample` call, mostly that, was ~25 ms against 1.1-6.8 ms per step). It is captured again
-    when the shape, guidance or the model's weights' addresses change (moving or re-casting the
-    model). A Sampler's buffers serve one call at a time: use one Sampler per thread.
+    when the window shape, the kernels (the model's backend, DISENTTALK_BACKEND, PyTorch's TF32
+    switch) or the weights' addresses (moving or re-casting the model) change. A Sampler's
+    buffers serve one call at a time: use one Sampler per thread.
     """
 
     def __init__(self, model, *, sampler: str = "ddim", steps: int | None = 25, eta: float = 0.0,
