@@ -35,6 +35,7 @@ _LAZY = {
     "load_checkpoint": "disenttalk_fast.checkpoint",
     "GaussianDiffusion": "disenttalk_fast.diffusion",
     "sample": "disenttalk_fast.sampling",
+    "Sampler": "disenttalk_fast.sampling",
     "RegionControl": "disenttalk_fast.sampling",
     "load_model": "disenttalk_fast.generate",
     "Streamer": "disenttalk_fast.stream",
