@@ -78,6 +78,29 @@ def test_guidance_scale_one_equals_the_conditional_model_exactly():
             GuidedEps(model, cond, null, bad)
 
 
+def test_guidance_runs_any_model_as_one_batch_of_2b():
+    """A model without `forward_guided` (a torch.compile wrapper, a user's own module) gets the
+    two branches as one batch of 2B; a denoiser's forward_guided gives the same numbers."""
+    model = tiny_model(seed=1)
+    with torch.no_grad():
+        model.out_proj.weight.normal_(0, 0.1)
+    cond = model.encode_audio(torch.randn(1, 22, 6))
+    null = model.encode_audio(None, num_frames=11, batch=1)
+    batches = []
+
+    class Wrapped(torch.nn.Module):
+        def forward(self, z, t, cache):
+            batches.append(z.shape[0])
+            return model(z, t, cache)
+
+    z, t = torch.randn(1, 11, 12), torch.tensor([7])
+    with torch.no_grad():
+        wrapped = GuidedEps(Wrapped(), cond, null, 2.0)(z, t)
+        direct = GuidedEps(model, cond, null, 2.0)(z, t)
+    assert batches == [2]
+    assert torch.equal(wrapped, direct)
+
+
 def test_tiny_model_overfits_a_tiny_dataset():
     """The noise loss (Eq. 8) on a fixed evaluation set of (t, noise) pairs over all T falls at
     least 10x: the model, the loss and the trainer's optimisation work together."""

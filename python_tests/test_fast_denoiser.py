@@ -145,6 +145,37 @@ def test_null_audio_rows_skip_the_cross_attention_with_the_same_result(backend, 
     torch.testing.assert_close(unflagged, expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("backend,device", fast_cases())
+@pytest.mark.parametrize("batch,n_audio", [(1, 1), (2, 2), (2, 1), (1, 0)])
+def test_forward_guided_equals_the_doubled_batch(backend, device, batch, n_audio, monkeypatch):
+    """Guidance's two halves share z and t: forward_guided runs the first block's
+    audio-independent part on B rows (one region attention of B rows, the rest 2B) and equals
+    the reference on the batch of 2B, also when some conditional rows are null; a cache that
+    is not [audio; null] takes the plain batch."""
+    from disenttalk_fast.model import AudioCache
+
+    ref = reference_model().to(device)
+    fast = FastDenoiser.from_reference(ref, backend)
+    z, t, audio = (x.to(device) for x in inputs(ref, batch, 7))
+    with torch.no_grad():
+        parts = [ref.encode_audio(None, batch=2 * batch - n_audio, num_frames=7)]
+        if n_audio:
+            parts.insert(0, ref.encode_audio(audio[:n_audio]))
+        cache = AudioCache.cat(parts)
+        expected = ref(torch.cat([z, z]), torch.cat([t, t]), cache)
+        torch.testing.assert_close(ref.forward_guided(z, t, cache), expected, rtol=0, atol=0)
+        rows = []
+        real = ops.region_attention
+        monkeypatch.setattr(ops, "region_attention",
+                            lambda x, *a, **k: rows.append(x.shape[0]) or real(x, *a, **k))
+        got = fast.forward_guided(z, t, cache)
+        plain = fast.forward_guided(z, t, AudioCache(cache.keys, cache.values))
+    layers = ref.config.n_layers
+    assert rows == [batch] + [2 * batch] * (layers - 1) + [2 * batch] * layers
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(plain, expected, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("backend,device", fast_cases()[:2])
 @pytest.mark.parametrize("sampler,steps", [("ddim", 6), ("ddpm", None)])
 def test_seeded_sampling_matches_reference(backend, device, sampler, steps):

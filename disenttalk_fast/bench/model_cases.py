@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from disenttalk_fast._torch import torch
 from disenttalk_fast.config import DisentTalkConfig
+from disenttalk_fast.diffusion.guidance import GuidedEps
 from disenttalk_fast.model import AudioCache, DisentTalkDenoiser
 from disenttalk_fast.model.fast import FastDenoiser
 from disenttalk_fast.sampling import Sampler, sample
@@ -64,8 +65,8 @@ def model_cases(device: torch.device, dtype: torch.dtype, quick: bool = False,
     ref, get = _models(device, dtype, config, compile_mode)
     step_frames = ((250,) if quick else (250, 1325)) if "step" in jobs else ()
     for L in step_frames:
-        z = torch.randn(2, L, config.num_dims, device=device, dtype=dtype)
-        t = torch.full((2,), 200, device=device, dtype=torch.long)
+        z = torch.randn(1, L, config.num_dims, device=device, dtype=dtype)
+        t = torch.full((1,), 200, device=device, dtype=torch.long)
         audio = torch.randn(1, 2 * L, config.audio_dim, device=device, dtype=dtype)
         with torch.no_grad():
             # The batch of 2 that guidance runs: the audio row and the null-audio row.
@@ -73,8 +74,10 @@ def model_cases(device: torch.device, dtype: torch.dtype, quick: bool = False,
                                     ref.encode_audio(None, num_frames=L, batch=1)])
 
         def step(model, z=z, t=t, cache=cache):
+            # What guidance runs (GuidedEps): forward_guided where the model class has it, else
+            # the batch of 2B (the torch.compile wrapper).
             with torch.inference_mode():
-                return model(z, t, cache)
+                return GuidedEps.build(model, None, None, 2.0, "both", cache)(z, t)
 
         yield ModelCase("denoiser step +CFG", f"B=2 L={L}", lambda s=step: s(ref),
                         lambda p, s=step: s(get(p)))

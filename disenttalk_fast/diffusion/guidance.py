@@ -54,7 +54,12 @@ class GuidedEps:
     def __call__(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if self.mode != "both":
             return self.model(z, t, self.cache)
-        eps = self.model(torch.cat([z, z]), torch.cat([t, t]), self.cache)
+        # A model class with `forward_guided` (the denoisers) computes what the two branches
+        # share once; any other model (e.g. a torch.compile wrapper) runs the batch of 2B.
+        if hasattr(type(self.model), "forward_guided"):
+            eps = self.model.forward_guided(z, t, self.cache)
+        else:
+            eps = self.model(torch.cat([z, z]), torch.cat([t, t]), self.cache)
         eps_cond, eps_uncond = eps.chunk(2)
         s = self.scale
         return s * eps_cond + (1.0 - s) * eps_uncond

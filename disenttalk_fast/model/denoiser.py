@@ -194,6 +194,16 @@ class DisentTalkDenoiser(nn.Module):
         h = self.project_input(z_t.to(dtype))
         return self.run_blocks(h, temb, cache)
 
+    def forward_guided(self, z_t: torch.Tensor, t: torch.Tensor, cache: AudioCache) -> torch.Tensor:
+        """Both branches of classifier-free guidance for z_t (B, L, N) in one call:
+        `self(cat([z_t, z_t]), cat([t, t]), cache)`, with `cache` the batch-2B concatenation
+        [conditional; null] that `GuidedEps` builds. Returns eps (2B, L, N). The reference runs
+        exactly that; `FastDenoiser` runs the first block's audio-independent part (identical
+        for both halves) once."""
+        self._check_z(z_t)
+        t = self._check_t(t, z_t.shape[0], z_t.device)
+        return self(torch.cat([z_t, z_t]), torch.cat([t, t]), cache)
+
     def run_blocks(self, h: torch.Tensor, temb: torch.Tensor, cache: AudioCache) -> torch.Tensor:
         """The blocks and the output head: hidden (B, L, d) -> eps (B, L, N)."""
         for block, k, v in zip(self.blocks, cache.keys, cache.values):
