@@ -2,7 +2,7 @@
 
 multi_dilation_dwconv: one program owns BLOCK_L time steps of one sample and BLOCK_N output
 channels (all of them when Cout <= 256, 128 in fp32, unless that would leave SMs idle; fewer
-where a GPU's shared memory is smaller, learnt at the first launch). It walks the input
+where a GPU's shared memory is smaller, see mdd_blocks). It walks the input
 channels in BLOCK_K chunks; per chunk it loads the tile once plus its shifted copies (t - d,
 t + d: the halo rows come from L1/L2, not DRAM), forms each dilation's depthwise output in
 registers and feeds it straight into a tl.dot with the matching slice of the pointwise weight.
@@ -14,13 +14,9 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
-from triton.runtime.errors import OutOfResources
 
 from .flash_attention import dot_precision
-
-# (device, dtype, number of dilations) -> the widest output-channel block that fitted in shared
-# memory there, learnt from an OutOfResources at launch.
-_FITTING_BLOCK_N: dict[tuple, int] = {}
+from .shared_memory import device_limit, launch_narrowing
 
 
 @triton.jit
@@ -83,14 +79,17 @@ def _mdd_fwd(x_ptr, dww_ptr, dwb_ptr, pww_ptr, pwb_ptr, o_ptr, L, C, Cout, D0, D
     tl.store(o_ptr + offs, acc.to(o_ptr.dtype.element_ty), mask=tmask[:, None] & omask[None, :])
 
 
-def mdd_blocks(B: int, L: int, Cout: int, element_size: int, sms: int) -> tuple[int, int, int]:
-    """(BLOCK_L, BLOCK_K, BLOCK_N) for a GPU with `sms` multiprocessors (0: the interpreter).
+def mdd_blocks(B: int, L: int, Cout: int, element_size: int, sms: int,
+               limit: int | None = None) -> tuple[int, int, int]:
+    """(BLOCK_L, BLOCK_K, BLOCK_N) for a GPU with `sms` multiprocessors (0: the interpreter) and
+    `limit` bytes of shared memory per block (None: no limit).
 
     tl.dot needs every block dim >= 16. On the GPU one program covers up to 256 output channels
     (128 in fp32) so the input tile is read once; the interpreter gets small blocks (it is
-    slow). Each pipeline stage holds BLOCK_K x BLOCK_N pointwise weights per dilation: 256 fp32
-    channels compile to 261,120 bytes of shared memory, over an H200's 232,448 (refused there at
-    launch, 2026-11-26); 128 compile to 158,720-162,816, within an A100's 166,912."""
+    slow). Each pipeline stage holds BLOCK_K x BLOCK_N pointwise weights per dilation: fp32
+    programs (three dilations) compile to `mdd_fp32_bytes(BLOCK_N)`; 256 fp32 channels would be
+    261,120 bytes, over an H200's 232,448 (refused there at launch, 2026-11-26), so fp32 starts
+    at 128, and narrows to 32 on 99 KB cards. Half-precision programs need 16 KB at 256."""
     if not sms:
         return 16, 16, min(max(16, triton.next_power_of_2(Cout)), 32)
     block_l, block_k = 32, 32
@@ -98,7 +97,17 @@ def mdd_blocks(B: int, L: int, Cout: int, element_size: int, sms: int) -> tuple[
     # Short sequences: narrower programs (the tile re-read from L2) rather than idle SMs.
     while block_n > 64 and triton.cdiv(L, block_l) * B * triton.cdiv(Cout, block_n) < sms:
         block_n //= 2
+    while (element_size == 4 and limit is not None and block_n > 16
+           and mdd_fp32_bytes(block_n) > limit):
+        block_n //= 2
     return block_l, block_k, block_n
+
+
+def mdd_fp32_bytes(block_n: int) -> int:
+    """Shared memory of the fp32 program with three dilations and 32 x 32 tiles: measured by
+    compiling for sm_80 / sm_86 / sm_90 ("ieee" products; "tf32" needs 4 KB less) as
+    162,816 / 113,664 / 89,088 bytes at 128 / 64 / 32 channels."""
+    return 64_512 + 768 * block_n
 
 
 def mdd_num_warps(block_n: int) -> int:
@@ -118,30 +127,22 @@ def multi_dilation_dwconv_forward(x: torch.Tensor, dw_weight: torch.Tensor,
         return out.copy_((pw_bias if pw_bias is not None else out.new_zeros(Cout)).expand_as(out))
     dil = list(dilations) + [1] * (4 - len(dilations))
     sms = torch.cuda.get_device_properties(x.device).multi_processor_count if x.is_cuda else 0
-    block_l, block_k, block_n = mdd_blocks(B, L, Cout, x.element_size(), sms)
-    key = (str(x.device), x.dtype, len(dilations))
-    block_n = min(block_n, _FITTING_BLOCK_N.get(key, block_n))
-    while True:
+    block_l, block_k, block_n = mdd_blocks(B, L, Cout, x.element_size(), sms,
+                                           device_limit(x.device))
+
+    def launch_with(block_n: int) -> None:
         grid = (triton.cdiv(L, block_l), triton.cdiv(Cout, block_n), B)
-        try:
-            _mdd_fwd[grid](x, dw_weight, dw_bias, pw_weight,
-                           pw_bias if pw_bias is not None else x, out,
-                           L, C, Cout, dil[0], dil[1], dil[2], dil[3], N_DIL=len(dilations),
-                           HAS_BIAS=pw_bias is not None, DOT_FP32=x.dtype == torch.float32,
-                           DOT_PRECISION=dot_precision(x.dtype),
-                           BLOCK_L=block_l, BLOCK_K=block_k, BLOCK_N=block_n,
-                           num_warps=mdd_num_warps(block_n))
-            return out
-        except OutOfResources:
-            # A GPU with less shared memory than planned for: halve the output-channel block,
-            # and remember it so later calls start there (the failure is raised at launch,
-            # before anything is written).
-            if block_n <= 16:
-                raise RuntimeError("multi_dilation_dwconv: the Triton kernel does not fit this "
-                                   "GPU's shared memory even at 16 channels; use "
-                                   "backend='cuda'") from None
-            block_n //= 2
-            _FITTING_BLOCK_N[key] = block_n
+        _mdd_fwd[grid](x, dw_weight, dw_bias, pw_weight,
+                       pw_bias if pw_bias is not None else x, out,
+                       L, C, Cout, dil[0], dil[1], dil[2], dil[3], N_DIL=len(dilations),
+                       HAS_BIAS=pw_bias is not None, DOT_FP32=x.dtype == torch.float32,
+                       DOT_PRECISION=dot_precision(x.dtype),
+                       BLOCK_L=block_l, BLOCK_K=block_k, BLOCK_N=block_n,
+                       num_warps=mdd_num_warps(block_n))
+
+    launch_narrowing("multi_dilation_dwconv", (str(x.device), x.dtype, len(dilations)), block_n,
+                     16, launch_with)
+    return out
 
 
 @triton.jit

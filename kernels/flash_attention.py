@@ -17,8 +17,15 @@ from triton.runtime.errors import OutOfResources
 
 from disenttalk_fast.backends import tf32_allowed
 
+from .shared_memory import device_limit, launch_narrowing
+
 BLOCK_M = 64
 BLOCK_N = 64
+
+# Shared memory of the fp32 program per (head_dim, keys per step), the largest of "ieee" and
+# "tf32" products compiled for sm_80 / sm_86 / sm_90 (tf32 on sm_90 is the largest; half
+# precision needs at most 41 KB). Pairs not listed are under 60 KB.
+FP32_BYTES = {(64, 64): 114_688, (128, 64): 229_376, (128, 32): 131_072, (128, 16): 81_920}
 
 
 @triton.jit
@@ -97,18 +104,34 @@ def launch(kernel, grid, op: str, *args, **kwargs) -> None:
                            f"backend='cuda'") from None
 
 
+def flash_block_n(dtype: torch.dtype, head_dim: int, limit: int | None) -> int:
+    """Keys per step: 64, fewer where the fp32 tiles would not fit `limit` bytes of shared
+    memory (None: no limit). fp32 at head_dim 128 takes 32 on an A100 and 16 on 99 KB cards,
+    head_dim 64 takes 32 on those."""
+    if dtype != torch.float32 or limit is None:
+        return BLOCK_N
+    block_n = BLOCK_N
+    while block_n > 16 and FP32_BYTES.get((head_dim, block_n), 0) > limit:
+        block_n //= 2
+    return block_n
+
+
 def flash_forward(q, k, v, out, *, B: int, L: int, S: int, H: int, head_dim: int,
                   q_strides, k_strides, v_strides, out_strides, causal: bool,
                   lookahead: int = 0) -> torch.Tensor:
     """Strides are (batch, row, head) in elements; the head_dim elements of a row are contiguous."""
     if B * L * H == 0:
         return out
-    # fp32 tiles at head_dim 128 would need ~180 KB of shared memory with 64 keys per step, more
-    # than an A100 has; 32 keys per step halves that.
-    block_n = 32 if q.dtype == torch.float32 and head_dim >= 128 else BLOCK_N
     grid = (triton.cdiv(L, BLOCK_M), B * H)
-    launch(_flash_fwd, grid, "attention", q, k, v, out, L, S, H, *q_strides, *k_strides,
-           *v_strides, *out_strides, math.log2(math.e) / math.sqrt(head_dim), lookahead,
-           CAUSAL=causal, HD=head_dim, DOT_PRECISION=dot_precision(q.dtype), BLOCK_M=BLOCK_M,
-           BLOCK_N=block_n)
+    precision = dot_precision(q.dtype)
+
+    def launch_with(block_n: int) -> None:
+        _flash_fwd[grid](q, k, v, out, L, S, H, *q_strides, *k_strides, *v_strides,
+                         *out_strides, math.log2(math.e) / math.sqrt(head_dim), lookahead,
+                         CAUSAL=causal, HD=head_dim, DOT_PRECISION=precision, BLOCK_M=BLOCK_M,
+                         BLOCK_N=block_n)
+
+    # tl.dot needs 16 keys at least.
+    launch_narrowing("attention", (str(q.device), q.dtype, head_dim, precision),
+                     flash_block_n(q.dtype, head_dim, device_limit(q.device)), 16, launch_with)
     return out

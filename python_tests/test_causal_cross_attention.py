@@ -142,6 +142,30 @@ def test_triton_kernel_compiles_for_gpu(dtype, arch, precision):
                         BLOCK_M=64, BLOCK_N=64), arch=arch)
 
 
+@pytest.mark.skipif(not backends.triton_available(), reason="triton not installed")
+@pytest.mark.parametrize("arch,limit", [(90, 232448), (80, 166912), (86, 101376)])
+@pytest.mark.parametrize("head_dim", [64, 128])
+@pytest.mark.parametrize("precision", ["ieee", "tf32"])
+def test_triton_attention_plan_fits_each_gpu(arch, limit, head_dim, precision):
+    """The keys per step the fp32 plan picks for a device's shared-memory limit compile to a
+    program that fits it (H100, A100, RTX 30xx / 40xx), within the size the plan's table
+    assumes; half precision always fits at 64 keys."""
+    from disenttalk_fast._triton import flash_attention
+
+    block_n = flash_attention.flash_block_n(torch.float32, head_dim, limit)
+    assert block_n == {232448: 64, 166912: 64 if head_dim == 64 else 32,
+                       101376: 32 if head_dim == 64 else 16}[limit]
+    meta = compile_triton_for_gpu(
+        "disenttalk_fast._triton.flash_attention", "_flash_fwd",
+        types={**{p: "*fp32" for p in ("q_ptr", "k_ptr", "v_ptr", "o_ptr")},
+               "scale_log2": "fp32"},
+        constexprs=dict(CAUSAL=False, HD=head_dim, DOT_PRECISION=precision,
+                        BLOCK_M=flash_attention.BLOCK_M, BLOCK_N=block_n), arch=arch)
+    assert 0 < meta["shared"] <= min(limit, flash_attention.FP32_BYTES.get((head_dim, block_n),
+                                                                           60_000))
+    assert flash_attention.flash_block_n(torch.bfloat16, head_dim, limit) == 64
+
+
 def test_eager_fast_path_matches_dispatched_op(monkeypatch):
     """Plain tensors without autograd call the kernel directly; same result as the registered
     op (which autograd, torch.compile and opcheck still use)."""
@@ -164,15 +188,19 @@ def test_eager_fast_path_matches_dispatched_op(monkeypatch):
 def test_triton_attention_that_does_not_fit_gives_a_one_line_error(monkeypatch):
     from triton.runtime.errors import OutOfResources
 
-    from disenttalk_fast._triton import flash_attention
+    from disenttalk_fast._triton import flash_attention, shared_memory
+
+    tried = []
 
     class NoSharedMemory:
         def __getitem__(self, grid):
-            def launch(*args, **kw):
+            def launch(*args, BLOCK_N, **kw):
+                tried.append(BLOCK_N)
                 raise OutOfResources(106_752, 101_376, "shared memory")
             return launch
 
     monkeypatch.setattr(flash_attention, "_flash_fwd", NoSharedMemory())
+    monkeypatch.setattr(shared_memory, "_FITTING", {})
     device = "cuda" if torch.cuda.is_available() else "cpu"
     q, k, v = (torch.randn(1, 3, 2, 16, device=device), torch.randn(1, 6, 2, 16, device=device),
                torch.randn(1, 6, 2, 16, device=device))
@@ -180,3 +208,4 @@ def test_triton_attention_that_does_not_fit_gives_a_one_line_error(monkeypatch):
     with pytest.raises(RuntimeError, match=refusal) as info:
         ops.causal_cross_attention(q, k, v, backend="triton")
     assert "use backend='cuda'" in str(info.value) and "\n" not in str(info.value)
+    assert tried == [64, 32, 16]  # halved down to tl.dot's 16 keys before giving up

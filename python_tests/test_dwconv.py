@@ -206,7 +206,7 @@ def test_triton_mdd_narrows_its_block_when_shared_memory_runs_out(monkeypatch):
     result, and later calls start from the block that fitted."""
     from triton.runtime.errors import OutOfResources
 
-    from disenttalk_fast._triton import dwconv
+    from disenttalk_fast._triton import dwconv, shared_memory
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     real, launched = dwconv._mdd_fwd, []
@@ -221,7 +221,7 @@ def test_triton_mdd_narrows_its_block_when_shared_memory_runs_out(monkeypatch):
             return launch
 
     monkeypatch.setattr(dwconv, "_mdd_fwd", SmallSharedMemory())
-    monkeypatch.setattr(dwconv, "_FITTING_BLOCK_N", {})
+    monkeypatch.setattr(shared_memory, "_FITTING", {})
     inputs = make_mdd((1, 5, 16, 40), torch.float32, device)
     out = ops.multi_dilation_dwconv(*inputs, backend="triton")
     assert_matches_reference(out, reference.multi_dilation_dwconv, inputs)
@@ -232,21 +232,25 @@ def test_triton_mdd_narrows_its_block_when_shared_memory_runs_out(monkeypatch):
 
 
 @pytest.mark.skipif(not backends.triton_available(), reason="triton not installed")
-@pytest.mark.parametrize("dtype,precision,arch,limit", [
-    ("fp32", "ieee", 90, 232448),    # H100 / H200: 227 KB per block
-    ("fp32", "tf32", 90, 232448),
-    ("fp32", "ieee", 80, 166912),    # A100: 163 KB
-    ("bf16", None, 90, 232448),
+@pytest.mark.parametrize("dtype,precision,arch,limit,block", [
+    ("fp32", "ieee", 90, 232448, 128),    # H100 / H200: 227 KB per block
+    ("fp32", "tf32", 90, 232448, 128),
+    ("fp32", "ieee", 80, 166912, 128),    # A100: 163 KB
+    ("fp32", "ieee", 86, 101376, 32),     # RTX 30xx / 40xx, L40S: 99 KB
+    ("fp32", "tf32", 86, 101376, 32),
+    ("bf16", None, 90, 232448, 256),
+    ("bf16", None, 86, 101376, 256),
 ])
-def test_triton_mdd_widest_block_fits_shared_memory(dtype, precision, arch, limit):
-    """The widest block the GPU plan picks (long sequence, 256 output channels) compiles to a
-    program whose shared memory fits the GPU (checked at launch there, so compiled here). The
-    fp32 plan used to ask for 255 KB, which an H200 refused."""
+def test_triton_mdd_widest_block_fits_shared_memory(dtype, precision, arch, limit, block):
+    """The widest block the GPU plan picks for a device's shared-memory limit (long sequence,
+    256 output channels) compiles to a program that fits it (checked at launch on a GPU, so
+    compiled here), within the size the plan assumes. The first fp32 plan asked for 255 KB,
+    which an H200 refused."""
     from disenttalk_fast._triton import dwconv
 
     size = 4 if dtype == "fp32" else 2
-    block_l, block_k, block_n = dwconv.mdd_blocks(8, 16384, 256, size, sms=132)
-    assert block_n == (128 if dtype == "fp32" else 256)
+    block_l, block_k, block_n = dwconv.mdd_blocks(8, 16384, 256, size, sms=132, limit=limit)
+    assert block_n == block
     meta = compile_triton_for_gpu(
         "disenttalk_fast._triton.dwconv", "_mdd_fwd",
         types={p: "*" + dtype for p in ("x_ptr", "dww_ptr", "dwb_ptr", "pww_ptr", "pwb_ptr",
@@ -256,13 +260,15 @@ def test_triton_mdd_widest_block_fits_shared_memory(dtype, precision, arch, limi
                         BLOCK_N=block_n),
         arch=arch, options=dict(num_warps=dwconv.mdd_num_warps(block_n)))
     assert 0 < meta["shared"] <= limit
+    if dtype == "fp32":
+        assert meta["shared"] <= dwconv.mdd_fp32_bytes(block_n)
 
 
 @pytest.mark.skipif(not backends.triton_available(), reason="triton not installed")
 def test_triton_mdd_that_never_fits_gives_a_one_line_error(monkeypatch):
     from triton.runtime.errors import OutOfResources
 
-    from disenttalk_fast._triton import dwconv
+    from disenttalk_fast._triton import dwconv, shared_memory
 
     class NoSharedMemory:
         def __getitem__(self, grid):
@@ -271,7 +277,7 @@ def test_triton_mdd_that_never_fits_gives_a_one_line_error(monkeypatch):
             return launch
 
     monkeypatch.setattr(dwconv, "_mdd_fwd", NoSharedMemory())
-    monkeypatch.setattr(dwconv, "_FITTING_BLOCK_N", {})
+    monkeypatch.setattr(shared_memory, "_FITTING", {})
     device = "cuda" if torch.cuda.is_available() else "cpu"
     inputs = make_mdd((1, 5, 16, 40), torch.float32, device)
     with pytest.raises(RuntimeError, match="does not fit this GPU's shared memory") as info:

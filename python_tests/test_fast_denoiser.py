@@ -83,7 +83,9 @@ def test_auto_picks_triton_on_gpus_that_run_it(monkeypatch):
 @pytest.mark.parametrize("capability,shared,expected", [
     ((9, 0), 232_448, True),    # H100 / H200
     ((8, 0), 166_912, True),    # A100
-    ((8, 9), 101_376, False),   # L40S / RTX 40xx: the widest fp32 Triton plans do not fit
+    ((8, 9), 101_376, True),    # L40S / RTX 40xx: the plans narrow to 99 KiB
+    ((8, 6), 101_376, True),    # RTX 30xx
+    ((8, 6), 65_536, False),    # less than any plan is sized for
     ((7, 5), 65_536, False),    # Turing
 ])
 def test_triton_is_auto_only_where_its_kernels_fit(monkeypatch, capability, shared, expected):

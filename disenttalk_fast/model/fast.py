@@ -113,20 +113,22 @@ def auto_op_backend(device, head_dim: int) -> str:
     """What a FastDenoiser with backend "auto" asks its ops for on `device`.
 
     On a CUDA device, Triton when it can run the model: triton installed, a head_dim the Triton
-    attention takes, and a GPU with at least an A100's shared memory per block (the widest fp32
-    Triton plans need up to 159 KiB; sm_86 / sm_89 cards have 99 KiB). On an H200 the Triton
-    kernels sampled whole clips 1.3-1.4x (fp32) and 3-5.5x (bf16) faster than the CUDA ones
-    (benchmarks/results/2026-11-26-h200.md). Otherwise, and whenever DISENTTALK_BACKEND is set,
-    "auto": the ops' own rule."""
+    attention takes, compute capability 8.0 or newer and the 99 KiB of shared memory per block
+    its smallest block plans are sized for (RTX 30xx / 40xx / 50xx, L4 / L40S, A100, H100; the
+    plans narrow to the device, see kernels/shared_memory.py). On an H200 the Triton kernels
+    sampled whole clips 1.3-1.4x (fp32) and 3-5.5x (bf16) faster than the CUDA ones
+    (benchmarks/results/2026-11-26-h200.md), whose attention runs one thread per query without
+    tensor cores. Otherwise, and whenever DISENTTALK_BACKEND is set, "auto": the ops' own
+    rule."""
     if (device.type == "cuda" and not os.environ.get(backends.ENV_VAR)
             and head_dim in HEAD_DIMS["triton"] and _triton_runs_here(device)):
         return "triton"
     return "auto"
 
 
-# Shared memory per block (bytes) of an A100, the smallest the Triton plans are compiled against
-# (H100 / H200: 232,448).
-TRITON_MIN_SHARED_MEMORY = 166_912
+# Shared memory per block (bytes) of an sm_86 / sm_89 card, the smallest the Triton block plans
+# are sized for (A100: 166,912; H100 / H200: 232,448).
+TRITON_MIN_SHARED_MEMORY = 101_376
 
 
 def _triton_runs_here(device) -> bool:
