@@ -185,6 +185,36 @@ def test_eager_fast_path_matches_dispatched_op(monkeypatch):
 
 
 @pytest.mark.skipif(not backends.triton_available(), reason="triton not installed")
+@pytest.mark.parametrize("head_dim,block_n", [(64, 32), (128, 16)])
+def test_triton_attention_narrow_plans_match_reference(head_dim, block_n, monkeypatch):
+    """The fewer keys per step a 99 KB GPU gets (RTX 30xx / 40xx) compute the same attention:
+    run here with the device limit replaced, so those plans run under the interpreter too."""
+    from disenttalk_fast._triton import flash_attention, shared_memory
+
+    real, used = flash_attention._flash_fwd, []
+
+    class Recording:
+        def __getitem__(self, grid):
+            def launch(*args, BLOCK_N, **kw):
+                used.append(BLOCK_N)
+                return real[grid](*args, BLOCK_N=BLOCK_N, **kw)
+            return launch
+
+    monkeypatch.setattr(flash_attention, "_flash_fwd", Recording())
+    monkeypatch.setattr(flash_attention, "device_limit", lambda device: 101_376)
+    monkeypatch.setattr(shared_memory, "_FITTING", {})
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    g = torch.Generator().manual_seed(5)
+    # 20 frames see up to 42 of the 45 audio rows: several key steps, the last one partial.
+    inputs = [torch.randn(1, 20, 1, head_dim, generator=g).to(device),
+              torch.randn(1, 45, 1, head_dim, generator=g).to(device),
+              torch.randn(1, 45, 1, head_dim, generator=g).to(device), 1]
+    out = ops.causal_cross_attention(*inputs, backend="triton")
+    assert used == [block_n]
+    assert_matches_reference(out, reference.causal_cross_attention, inputs)
+
+
+@pytest.mark.skipif(not backends.triton_available(), reason="triton not installed")
 def test_triton_attention_that_does_not_fit_gives_a_one_line_error(monkeypatch):
     from triton.runtime.errors import OutOfResources
 
