@@ -29,6 +29,7 @@ def test_ops_suite_writes_table_json_and_chart(tmp_path, capsys):
     assert all(r["speedup_vs_eager"] == 1.0 for r in rows if r["provider"] == "eager")
     assert all(0 < r["bandwidth_fraction"] for r in rows)
     assert data["meta"]["compile_mode"] is None and data["meta"]["device"].endswith("threads")
+    assert data["meta"]["tf32"] is False
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -60,6 +61,7 @@ def test_model_suite_step_job(tmp_path, one_thread):
     (["--ops", "conv"], "--ops: unknown op 'conv'"),
     (["--window", "1"], "--window must be >= 2 frames"),
     (["--threads", "0"], "--threads must be >= 1"),
+    (["--tf32"], "--tf32: TF32 is a CUDA tensor-core format"),
 ])
 def test_bad_arguments_give_one_line_errors(args, message, capsys):
     threads = torch.get_num_threads()

@@ -7,7 +7,8 @@
 #   OUT=/some/dir DEADLINE_S=540 tools/gpu_check.sh
 #   STAGES="tests ops model" TESTS="python_tests/test_film.py" tools/gpu_check.sh   # a subset
 #
-# STAGES (default: all): tests sanitize ops model model_bf16 compile; the build always runs.
+# STAGES (default: all): tests sanitize ops model model_bf16 model_tf32 compile; the build
+# always runs.
 # TESTS: test files for the tests stage, relative to the repository (default: the GPU files).
 # OPS_SHAPES: shapes for the ops bench (default: all); COMPILE_MODE: see the compile stage.
 #
@@ -20,7 +21,7 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-/tmp/gpu_check}
 DEADLINE_S=${DEADLINE_S:-540}
 ARCH=${CUDA_ARCH:-90}
-STAGES=" ${STAGES:-tests sanitize ops model model_bf16 compile} "
+STAGES=" ${STAGES:-tests sanitize ops model model_bf16 model_tf32 compile} "
 want() { [[ "$STAGES" == *" $1 "* ]]; }
 mkdir -p "$OUT/logs"
 L=$OUT/logs
@@ -121,6 +122,14 @@ timeout "$(limit 30 30)" disenttalk bench --suite model --jobs step,ddim --dtype
   --providers eager,cuda,triton --budget 0.5 --json "$OUT/model_bf16.json" \
   >"$L/bench_bf16.txt" 2>"$L/bench_bf16.err"
 echo "exit $?"; cat "$L/bench_bf16.txt"; [ -s "$L/bench_bf16.txt" ] || tail -30 "$L/bench_bf16.err"
+fi
+
+if want model_tf32; then
+stage "bench: model jobs in fp32 with TF32 products (step, DDIM)"
+timeout "$(limit 30 30)" disenttalk bench --suite model --jobs step,ddim --tf32 \
+  --providers eager,cuda,triton --budget 0.5 --json "$OUT/model_tf32.json" \
+  >"$L/bench_tf32.txt" 2>"$L/bench_tf32.err"
+echo "exit $?"; cat "$L/bench_tf32.txt"; [ -s "$L/bench_tf32.txt" ] || tail -30 "$L/bench_tf32.err"
 fi
 
 if want compile; then

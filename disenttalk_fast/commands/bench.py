@@ -29,6 +29,10 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--compile-mode", default=None, choices=COMPILE_MODES,
                    help="torch.compile mode of the 'compile' provider (default: max-autotune on "
                         "a GPU, default on the CPU)")
+    p.add_argument("--tf32", action="store_true",
+                   help="fp32 matrix products as TF32 on the tensor cores for every provider "
+                        "(torch.set_float32_matmul_precision('high'); the Triton kernels follow "
+                        "it; CUDA only)")
     p.add_argument("--budget", type=float, default=1.0, help="seconds of timing per cell")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for PyTorch and the C++ kernels (default: PyTorch's)")
@@ -64,6 +68,12 @@ def run(args) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA device is usable here")
     dtype = DTYPES[args.dtype]
+    if args.tf32:
+        if device.type != "cuda":
+            raise UserError("--tf32: TF32 is a CUDA tensor-core format; this run is on the CPU")
+        # The reference's cuBLAS products and the Triton kernels' tl.dot read the same switch.
+        torch.set_float32_matmul_precision("high")
+    precision = args.dtype + (" (TF32 products)" if args.tf32 else "")
     wanted = _split(args.providers)
     for p in wanted:
         if p not in providers.PROVIDERS:
@@ -98,7 +108,7 @@ def run(args) -> int:
     peak, peak_source = peak_gbps(device)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     compiled = f"torch.compile mode {mode or 'default'} — " if "compile" in wanted else ""
-    header = (f"disenttalk bench — {name} — {args.dtype} — {compiled}{stamp}\n"
+    header = (f"disenttalk bench — {name} — {precision} — {compiled}{stamp}\n"
               f"memory bandwidth {peak:.1f} GB/s ({peak_source}); ratios are against the eager "
               f"reference measured in the same run")
     rows: list = []
@@ -113,7 +123,8 @@ def run(args) -> int:
             rows += runner.run_case("model", case, device, wanted, args.budget, None, None,
                                     _progress)
     print(report.format_table(rows, header))
-    meta = {"device": name, "dtype": args.dtype, "date": stamp, "peak_gbps": peak,
+    meta = {"device": name, "dtype": args.dtype, "tf32": args.tf32, "date": stamp,
+            "peak_gbps": peak,
             "compile_mode": (mode or "default") if "compile" in wanted else None,
             "peak_gbps_source": peak_source,
             "torch": torch.__version__, "python": platform.python_version(),
