@@ -6,8 +6,9 @@ differs by card: 232,448 bytes on an H100 / H200, 166,912 on an A100, 101,376 on
 
 So the plans (`flash_attention.flash_block_n`, `dwconv.mdd_blocks`) start from the widest block
 the device's limit allows, by the sizes the programs compile to. Those sizes were measured by
-compiling for sm_80, sm_86 and sm_90 (the same on all three); the tests compile the chosen
-plans again for each limit and check them.
+compiling for sm_80, sm_86 and sm_90 (equal on all three, except the attention with TF32
+products, larger on sm_90; the plans keep the largest); the tests compile the chosen plans again
+for each limit and check them.
 
 `launch_narrowing` is the backstop for a Triton version that lays a program out larger: on a
 refusal it halves the block and remembers the one that fitted, so only the first launch per
