@@ -144,14 +144,17 @@ def test_bad_inputs_give_one_line_errors():
 
 @pytest.mark.skipif(not backends.triton_available(), reason="triton not installed")
 @pytest.mark.parametrize("dtype,arch,precision", [("bf16", 80, None), ("fp32", 90, "ieee"),
-                                                  ("fp32", 90, "tf32")])
+                                                  ("fp32", 90, "tf32"), ("fp32", 86, "ieee"),
+                                                  ("bf16", 86, None)])
 def test_triton_projection_compiles_for_gpu(dtype, arch, precision):
-    compile_triton_for_gpu(
+    # sm_86: the RTX 30xx / 40xx cards "auto" now sends to Triton; 99 KB of shared memory.
+    meta = compile_triton_for_gpu(
         "disenttalk_fast._triton.region_attention", "_project_rotary",
         types={**{p: "*" + dtype for p in ("x_ptr", "w_ptr", "b_ptr", "ws_ptr")},
                "inv_freq_ptr": "*fp32"},
         constexprs=dict(HD=64, DOT_PRECISION=precision,
                         BLOCK_ROWS=32, BLOCK_K=32), arch=arch)
+    assert 0 < meta["shared"] <= 101_376
 
 
 @pytest.mark.skipif(not backends.triton_available(), reason="triton not installed")
