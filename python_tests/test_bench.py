@@ -43,6 +43,34 @@ def test_unavailable_providers_are_reported_not_fatal(tmp_path, capsys):
     assert "skipped:" in capsys.readouterr().out
 
 
+def test_providers_are_timed_in_interleaved_rounds():
+    """One call of each provider per round, so a burst of other work slows all of them alike;
+    a provider that fails (at warm-up or later) is reported as its exception, the others go
+    on."""
+    from disenttalk_fast.bench.timing import Timing, measure_interleaved
+
+    calls = []
+
+    def provider(name, fail_at=None):
+        def fn():
+            calls.append(name)
+            if fail_at is not None and calls.count(name) == fail_at:
+                raise RuntimeError(f"{name} broke")
+        return fn
+
+    out = measure_interleaved({"eager": provider("eager"), "cpu": provider("cpu"),
+                               "late": provider("late", fail_at=4),
+                               "early": provider("early", fail_at=1)},
+                              torch.device("cpu"), warmup=2, min_repeats=3, budget_s=0.0)
+    assert isinstance(out["eager"], Timing) and out["eager"].repeats == 3
+    assert isinstance(out["cpu"], Timing) and out["cpu"].repeats == 3
+    assert 0 <= out["cpu"].min_ms <= out["cpu"].median_ms
+    assert str(out["late"]) == "late broke" and str(out["early"]) == "early broke"
+    timed = [c for c in calls[7:]]  # after the warm-ups (2 + 2 + 2, and early's one)
+    assert timed == ["eager", "cpu", "late", "eager", "cpu", "late", "eager", "cpu"]
+    assert list(out) == ["eager", "cpu", "late", "early"]
+
+
 def test_model_suite_step_job(tmp_path, one_thread):
     out_json = tmp_path / "model.json"
     assert main(["bench", "--suite", "model", "--jobs", "step", "--quick", "--providers", "cpu",

@@ -10,12 +10,14 @@ from disenttalk_fast.bench.runner import Row
 
 def format_table(rows: list[Row], header: str) -> str:
     lines = [header, ""]
-    cols = ("name", "shape", "provider", "ms", "x eager", "GB/s", "of peak BW", "note")
+    cols = ("name", "shape", "provider", "ms", "min ms", "x eager", "GB/s", "of peak BW",
+            "note")
     table = [cols]
     for r in rows:
         table.append((
             r.name, r.shape, r.provider,
             f"{r.ms:.3f}" if r.ms is not None else "-",
+            f"{r.min_ms:.3f}" if r.min_ms is not None else "-",
             f"{r.speedup_vs_eager:.2f}" if r.speedup_vs_eager is not None else "-",
             f"{r.gbps:.1f}" if r.gbps is not None else "-",
             f"{100 * r.bandwidth_fraction:.0f}%" if r.bandwidth_fraction is not None else "-",

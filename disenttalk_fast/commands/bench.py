@@ -109,8 +109,8 @@ def run(args) -> int:
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     compiled = f"torch.compile mode {mode or 'default'} — " if "compile" in wanted else ""
     header = (f"disenttalk bench — {name} — {precision} — {compiled}{stamp}\n"
-              f"memory bandwidth {peak:.1f} GB/s ({peak_source}); ratios are against the eager "
-              f"reference measured in the same run")
+              f"memory bandwidth {peak:.1f} GB/s ({peak_source}); ratios are of medians against "
+              f"the eager reference, the providers of a row timed in interleaved rounds")
     rows: list = []
     if "ops" in suites:
         shapes = _split(args.shapes) or (["window-250"] if args.quick else None)
