@@ -80,16 +80,16 @@ def _mdd_fwd(x_ptr, dww_ptr, dwb_ptr, pww_ptr, pwb_ptr, o_ptr, L, C, Cout, D0, D
 
 
 def mdd_blocks(B: int, L: int, Cout: int, element_size: int, sms: int,
-               limit: int | None = None) -> tuple[int, int, int]:
+               limit: int | None = None, n_dil: int = 3) -> tuple[int, int, int]:
     """(BLOCK_L, BLOCK_K, BLOCK_N) for a GPU with `sms` multiprocessors (0: the interpreter) and
-    `limit` bytes of shared memory per block (None: no limit).
+    `limit` bytes of shared memory per block (None: no limit), for `n_dil` dilations.
 
     tl.dot needs every block dim >= 16. On the GPU one program covers up to 256 output channels
     (128 in fp32) so the input tile is read once; the interpreter gets small blocks (it is
     slow). Each pipeline stage holds BLOCK_K x BLOCK_N pointwise weights per dilation: fp32
-    programs (three dilations) compile to `mdd_fp32_bytes(BLOCK_N)`; 256 fp32 channels would be
-    261,120 bytes, over an H200's 232,448 (refused there at launch, 2026-11-26), so fp32 starts
-    at 128, and narrows to 32 on 99 KB cards. Half-precision programs need 16 KB at 256."""
+    programs compile to `mdd_fp32_bytes(BLOCK_N, n_dil)`; with three dilations 256 fp32 channels
+    would be 261,120 bytes, over an H200's 232,448 (refused there at launch, 2026-11-26), so fp32
+    starts at 128, and narrows to 32 on 99 KB cards. Half-precision programs need 16 KB at 256."""
     if not sms:
         return 16, 16, min(max(16, triton.next_power_of_2(Cout)), 32)
     block_l, block_k = 32, 32
@@ -98,16 +98,17 @@ def mdd_blocks(B: int, L: int, Cout: int, element_size: int, sms: int,
     while block_n > 64 and triton.cdiv(L, block_l) * B * triton.cdiv(Cout, block_n) < sms:
         block_n //= 2
     while (element_size == 4 and limit is not None and block_n > 16
-           and mdd_fp32_bytes(block_n) > limit):
+           and mdd_fp32_bytes(block_n, n_dil) > limit):
         block_n //= 2
     return block_l, block_k, block_n
 
 
-def mdd_fp32_bytes(block_n: int) -> int:
-    """Shared memory of the fp32 program with three dilations and 32 x 32 tiles: measured by
-    compiling for sm_80 / sm_86 / sm_90 ("ieee" products; "tf32" needs 4 KB less) as
-    162,816 / 113,664 / 89,088 bytes at 128 / 64 / 32 channels."""
-    return 64_512 + 768 * block_n
+def mdd_fp32_bytes(block_n: int, n_dil: int = 3) -> int:
+    """Shared memory of the fp32 program with 32 x 32 tiles, fitted exactly to compiles for
+    sm_80 / sm_86 / sm_90 ("ieee" products; "tf32" needs 4 KB less): with three dilations
+    162,816 / 113,664 / 89,088 bytes at 128 / 64 / 32 channels; one, two and four dilations at
+    32 and 128 channels fit the same formula."""
+    return 12_288 + n_dil * (17_408 + 256 * block_n)
 
 
 def mdd_num_warps(block_n: int) -> int:
@@ -128,7 +129,7 @@ def multi_dilation_dwconv_forward(x: torch.Tensor, dw_weight: torch.Tensor,
     dil = list(dilations) + [1] * (4 - len(dilations))
     sms = torch.cuda.get_device_properties(x.device).multi_processor_count if x.is_cuda else 0
     block_l, block_k, block_n = mdd_blocks(B, L, Cout, x.element_size(), sms,
-                                           device_limit(x.device))
+                                           device_limit(x.device), len(dilations))
 
     def launch_with(block_n: int) -> None:
         grid = (triton.cdiv(L, block_l), triton.cdiv(Cout, block_n), B)

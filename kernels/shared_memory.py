@@ -17,6 +17,7 @@ device and dtype pays.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -31,10 +32,18 @@ _FITTING: dict[tuple, int] = {}
 
 def device_limit(device: torch.device) -> int | None:
     """Shared memory per block (opt-in maximum) of a CUDA device; None off the GPU (the
-    interpreter has no limit)."""
+    interpreter has no limit) or where PyTorch does not report it (the narrowing launch then
+    finds the fitting block)."""
     if device.type != "cuda":
         return None
-    return torch.cuda.get_device_properties(device).shared_memory_per_block_optin
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return _limit_of(index)
+
+
+@functools.lru_cache(maxsize=None)
+def _limit_of(index: int) -> int | None:
+    props = torch.cuda.get_device_properties(index)
+    return getattr(props, "shared_memory_per_block_optin", None)
 
 
 def launch_narrowing(op: str, key: tuple, block: int, narrowest: int,

@@ -92,13 +92,14 @@ def test_model_suite_step_job(tmp_path, one_thread):
     (["--tf32"], "--tf32: TF32 is a CUDA tensor-core format"),
 ])
 def test_bad_arguments_give_one_line_errors(args, message, capsys):
-    threads = torch.get_num_threads()
+    threads, precision = torch.get_num_threads(), torch.get_float32_matmul_precision()
     try:
         assert main(["bench", "--device", "cpu", *args]) == 2
     finally:
         torch.set_num_threads(threads)
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
+    assert torch.get_float32_matmul_precision() == precision  # --tf32 puts the switch back
 
 
 def test_unknown_compile_mode_is_an_argparse_error(capsys):

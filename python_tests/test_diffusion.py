@@ -78,15 +78,19 @@ def test_guidance_scale_one_equals_the_conditional_model_exactly():
             GuidedEps(model, cond, null, bad)
 
 
-def test_guidance_runs_any_model_as_one_batch_of_2b():
-    """A model without `forward_guided` (a torch.compile wrapper, a user's own module) gets the
-    two branches as one batch of 2B; a denoiser's forward_guided gives the same numbers."""
+def test_guidance_calls_denoisers_once_with_z_and_other_models_with_2b():
+    """Guidance passes z once (`guided=True`) to a denoiser, through the module (its hooks see
+    the call), and the doubled batch to a model that does not take `guided` (a user's own
+    module); both give the same numbers."""
     model = tiny_model(seed=1)
     with torch.no_grad():
         model.out_proj.weight.normal_(0, 0.1)
     cond = model.encode_audio(torch.randn(1, 22, 6))
     null = model.encode_audio(None, num_frames=11, batch=1)
-    batches = []
+    seen, batches = [], []
+    model.register_forward_pre_hook(
+        lambda mod, args, kwargs: seen.append((args[0].shape[0], kwargs.get("guided"))),
+        with_kwargs=True)
 
     class Wrapped(torch.nn.Module):
         def forward(self, z, t, cache):
@@ -95,10 +99,13 @@ def test_guidance_runs_any_model_as_one_batch_of_2b():
 
     z, t = torch.randn(1, 11, 12), torch.tensor([7])
     with torch.no_grad():
-        wrapped = GuidedEps(Wrapped(), cond, null, 2.0)(z, t)
         direct = GuidedEps(model, cond, null, 2.0)(z, t)
-    assert batches == [2]
-    assert torch.equal(wrapped, direct)
+        assert seen == [(1, True)]
+        wrapped = GuidedEps(Wrapped(), cond, null, 2.0)(z, t)
+    assert batches == [2] and seen[1:] == [(2, None)]
+    torch.testing.assert_close(wrapped, direct, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="null_mask does not apply with guided=True"):
+        model(z, t, GuidedEps(model, cond, null, 2.0).cache, torch.tensor([True]), guided=True)
 
 
 def test_tiny_model_overfits_a_tiny_dataset():

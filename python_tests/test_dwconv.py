@@ -232,16 +232,18 @@ def test_triton_mdd_narrows_its_block_when_shared_memory_runs_out(monkeypatch):
 
 
 @pytest.mark.skipif(not backends.triton_available(), reason="triton not installed")
-@pytest.mark.parametrize("dtype,precision,arch,limit,block", [
-    ("fp32", "ieee", 90, 232448, 128),    # H100 / H200: 227 KB per block
-    ("fp32", "tf32", 90, 232448, 128),
-    ("fp32", "ieee", 80, 166912, 128),    # A100: 163 KB
-    ("fp32", "ieee", 86, 101376, 32),     # RTX 30xx / 40xx, L40S: 99 KB
-    ("fp32", "tf32", 86, 101376, 32),
-    ("bf16", None, 90, 232448, 256),
-    ("bf16", None, 86, 101376, 256),
+@pytest.mark.parametrize("dtype,precision,arch,limit,n_dil,block", [
+    ("fp32", "ieee", 90, 232448, 3, 128),    # H100 / H200: 227 KB per block
+    ("fp32", "tf32", 90, 232448, 3, 128),
+    ("fp32", "ieee", 80, 166912, 3, 128),    # A100: 163 KB
+    ("fp32", "ieee", 86, 101376, 3, 32),     # RTX 30xx / 40xx, L40S: 99 KB
+    ("fp32", "tf32", 86, 101376, 3, 32),
+    ("fp32", "ieee", 80, 166912, 4, 64),     # four dilations: wider per-channel weights
+    ("fp32", "ieee", 86, 101376, 4, 16),
+    ("bf16", None, 90, 232448, 3, 256),
+    ("bf16", None, 86, 101376, 3, 256),
 ])
-def test_triton_mdd_widest_block_fits_shared_memory(dtype, precision, arch, limit, block):
+def test_triton_mdd_widest_block_fits_shared_memory(dtype, precision, arch, limit, n_dil, block):
     """The widest block the GPU plan picks for a device's shared-memory limit (long sequence,
     256 output channels) compiles to a program that fits it (checked at launch on a GPU, so
     compiled here), within the size the plan assumes. The first fp32 plan asked for 255 KB,
@@ -249,19 +251,20 @@ def test_triton_mdd_widest_block_fits_shared_memory(dtype, precision, arch, limi
     from disenttalk_fast._triton import dwconv
 
     size = 4 if dtype == "fp32" else 2
-    block_l, block_k, block_n = dwconv.mdd_blocks(8, 16384, 256, size, sms=132, limit=limit)
+    block_l, block_k, block_n = dwconv.mdd_blocks(8, 16384, 256, size, sms=132, limit=limit,
+                                                  n_dil=n_dil)
     assert block_n == block
     meta = compile_triton_for_gpu(
         "disenttalk_fast._triton.dwconv", "_mdd_fwd",
         types={p: "*" + dtype for p in ("x_ptr", "dww_ptr", "dwb_ptr", "pww_ptr", "pwb_ptr",
                                         "o_ptr")},
-        constexprs=dict(N_DIL=3, HAS_BIAS=True, DOT_FP32=dtype == "fp32",
+        constexprs=dict(N_DIL=n_dil, HAS_BIAS=True, DOT_FP32=dtype == "fp32",
                         DOT_PRECISION=precision, BLOCK_L=block_l, BLOCK_K=block_k,
                         BLOCK_N=block_n),
         arch=arch, options=dict(num_warps=dwconv.mdd_num_warps(block_n)))
     assert 0 < meta["shared"] <= limit
     if dtype == "fp32":
-        assert meta["shared"] <= dwconv.mdd_fp32_bytes(block_n)
+        assert meta["shared"] <= dwconv.mdd_fp32_bytes(block_n, n_dil)
 
 
 @pytest.mark.skipif(not backends.triton_available(), reason="triton not installed")

@@ -3,7 +3,8 @@
 Providers: "eager" = the reference DisentTalkDenoiser, "compile" = torch.compile of it,
 "cpu" / "cuda" / "triton" = FastDenoiser on that backend (with the CUDA-graph step on the GPU).
 Shapes: the default model (DESIGN section 5), the paper's 53-second clip (1325 frames) with
-guidance (conditional + unconditional rows in one batch of 2), DDPM-400, DDIM-50 and DDIM-10,
+guidance (one sample's conditional and unconditional branches in one call: B=2 rows of eps),
+DDPM-400, DDIM-50 and DDIM-10,
 and a streaming chunk.
 """
 
@@ -69,13 +70,13 @@ def model_cases(device: torch.device, dtype: torch.dtype, quick: bool = False,
         t = torch.full((1,), 200, device=device, dtype=torch.long)
         audio = torch.randn(1, 2 * L, config.audio_dim, device=device, dtype=dtype)
         with torch.no_grad():
-            # The batch of 2 that guidance runs: the audio row and the null-audio row.
+            # The cache guidance builds: the audio row, then the null-audio row.
             cache = AudioCache.cat([ref.encode_audio(audio),
                                     ref.encode_audio(None, num_frames=L, batch=1)])
 
         def step(model, z=z, t=t, cache=cache):
-            # What guidance runs (GuidedEps): forward_guided where the model class has it, else
-            # the batch of 2B (the torch.compile wrapper).
+            # What guidance runs (GuidedEps): model(z, t, cache, guided=True), one sample's two
+            # branches (B=2 rows of eps) with the shared part computed once.
             with torch.inference_mode():
                 return GuidedEps.build(model, None, None, 2.0, "both", cache)(z, t)
 

@@ -71,7 +71,7 @@ def measure_interleaved(fns: dict, device: torch.device, *, warmup: int = 3,
                 results[name] = exc
                 del live[name]
         rounds += 1
-        if rounds >= min_repeats and time.perf_counter() - start_all > budget_s * len(fns):
+        if rounds >= min_repeats and time.perf_counter() - start_all > budget_s * len(live):
             break
     for name in live:
         t = times[name]

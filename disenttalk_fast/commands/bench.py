@@ -56,6 +56,21 @@ def _split(s: str) -> list[str]:
 
 def run(args) -> int:
     from disenttalk_fast._torch import torch
+
+    if not args.tf32:
+        return _run(args)
+    # The reference's cuBLAS products and the Triton kernels' tl.dot read the same switch; it is
+    # process-wide, so it is put back afterwards (the command also runs in-process, e.g. tests).
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("high")
+    try:
+        return _run(args)
+    finally:
+        torch.set_float32_matmul_precision(before)
+
+
+def _run(args) -> int:
+    from disenttalk_fast._torch import torch
     from disenttalk_fast.bench import model_cases, op_cases, providers, report, runner
     from disenttalk_fast.bench.bandwidth import peak_gbps
     from disenttalk_fast.cli import UserError
@@ -71,9 +86,8 @@ def run(args) -> int:
     if args.tf32:
         if device.type != "cuda":
             raise UserError("--tf32: TF32 is a CUDA tensor-core format; this run is on the CPU")
-        # The reference's cuBLAS products and the Triton kernels' tl.dot read the same switch.
-        torch.set_float32_matmul_precision("high")
-    precision = args.dtype + (" (TF32 products)" if args.tf32 else "")
+        if args.dtype != "fp32":
+            raise UserError(f"--tf32 applies to fp32 runs; this one is {args.dtype}")
     wanted = _split(args.providers)
     for p in wanted:
         if p not in providers.PROVIDERS:
@@ -108,6 +122,7 @@ def run(args) -> int:
     peak, peak_source = peak_gbps(device)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     compiled = f"torch.compile mode {mode or 'default'} — " if "compile" in wanted else ""
+    precision = args.dtype + (" (TF32 products)" if args.tf32 else "")
     header = (f"disenttalk bench — {name} — {precision} — {compiled}{stamp}\n"
               f"memory bandwidth {peak:.1f} GB/s ({peak_source}); ratios are of medians against "
               f"the eager reference, the providers of a row timed in interleaved rounds")

@@ -1,8 +1,9 @@
 """Classifier-free guidance (paper Eq. 9): eps* = s * eps(Z, A) + (1 - s) * eps(Z, null).
 
-The conditional and unconditional rows run as ONE batch of 2B through the denoiser, against an
-audio cache that is the batch concatenation of the conditional cache and the null cache, both
-built once per generation (never per diffusion step). s = 1 runs the conditional branch alone
+The conditional and unconditional rows run as ONE call of batch 2B through the denoiser, against
+an audio cache that is the batch concatenation of the conditional cache and the null cache, both
+built once per generation (never per diffusion step); the denoisers take z once
+(`model(z, t, cache, guided=True)`) and compute what the two halves share once. s = 1 runs the conditional branch alone
 (so it equals the conditional model exactly) and s = 0 the unconditional branch alone.
 """
 
@@ -54,10 +55,11 @@ class GuidedEps:
     def __call__(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if self.mode != "both":
             return self.model(z, t, self.cache)
-        # A model class with `forward_guided` (the denoisers) computes what the two branches
-        # share once; any other model (e.g. a torch.compile wrapper) runs the batch of 2B.
-        if hasattr(type(self.model), "forward_guided"):
-            eps = self.model.forward_guided(z, t, self.cache)
+        # The denoisers (and torch.compile wrappers of them) take both branches as one call and
+        # compute what the branches share once; any other model gets the batch of 2B. Through
+        # the module's __call__ either way, so its hooks and an in-place compile apply.
+        if getattr(self.model, "accepts_guided", False):
+            eps = self.model(z, t, self.cache, guided=True)
         else:
             eps = self.model(torch.cat([z, z]), torch.cat([t, t]), self.cache)
         eps_cond, eps_uncond = eps.chunk(2)

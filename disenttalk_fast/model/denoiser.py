@@ -166,9 +166,13 @@ class DisentTalkDenoiser(nn.Module):
         return torch.cat([self.in_proj[name](z_t[..., getattr(self, f"_dims_{name}")])
                           for name in self.region_names], dim=-1)
 
+    # Guidance calls model(z, t, cache, guided=True) on models that say they take it; wrappers
+    # that forward attribute lookups (torch.compile's) say so too, others get the batch of 2B.
+    accepts_guided = True
+
     def forward(self, z_t: torch.Tensor, t: torch.Tensor,
                 audio: AudioCache | torch.Tensor | None,
-                null_mask: torch.Tensor | None = None) -> torch.Tensor:
+                null_mask: torch.Tensor | None = None, *, guided: bool = False) -> torch.Tensor:
         """Predict the noise eps (B, L, N) in the original dim order.
 
         z_t: (B, L, N) noisy normalised expressions; t: (B,) timesteps in [0, T) (a scalar is
@@ -176,7 +180,14 @@ class DisentTalkDenoiser(nn.Module):
         audio: an `AudioCache` from `encode_audio` (preferred: encode once per generation), raw
         features (B, 2L, audio_dim) (encoded here, e.g. in training), or None (no audio).
         null_mask: (B,) bool rows to run without audio (the learned null embedding).
+        guided: both branches of classifier-free guidance in one call (`forward_guided`):
+        `audio` is the batch-2B cache [conditional; null] and the result is eps (2B, L, N).
         """
+        if guided:
+            if null_mask is not None:
+                raise ValueError("DisentTalkDenoiser: null_mask does not apply with guided=True "
+                                 "(the cache's second half is the null audio)")
+            return self.forward_guided(z_t, t, audio)
         self._check_z(z_t)
         B, L, _ = z_t.shape
         t = self._check_t(t, B, z_t.device)
@@ -195,14 +206,15 @@ class DisentTalkDenoiser(nn.Module):
         return self.run_blocks(h, temb, cache)
 
     def forward_guided(self, z_t: torch.Tensor, t: torch.Tensor, cache: AudioCache) -> torch.Tensor:
-        """Both branches of classifier-free guidance for z_t (B, L, N) in one call:
-        `self(cat([z_t, z_t]), cat([t, t]), cache)`, with `cache` the batch-2B concatenation
-        [conditional; null] that `GuidedEps` builds. Returns eps (2B, L, N). The reference runs
-        exactly that; `FastDenoiser` runs the first block's audio-independent part (identical
-        for both halves) once."""
+        """What `forward(z_t, t, cache, guided=True)` runs: both branches of classifier-free
+        guidance for z_t (B, L, N), `forward(cat([z_t, z_t]), cat([t, t]), cache)` with `cache`
+        the batch-2B concatenation [conditional; null] that `GuidedEps` builds. Returns eps
+        (2B, L, N). The reference runs exactly that; `FastDenoiser` runs the first block's
+        audio-independent part (identical for both halves) once. Call it through the module
+        (`model(..., guided=True)`) so hooks and `model.compile()` apply."""
         self._check_z(z_t)
         t = self._check_t(t, z_t.shape[0], z_t.device)
-        return self(torch.cat([z_t, z_t]), torch.cat([t, t]), cache)
+        return self.forward(torch.cat([z_t, z_t]), torch.cat([t, t]), cache)
 
     def run_blocks(self, h: torch.Tensor, temb: torch.Tensor, cache: AudioCache) -> torch.Tensor:
         """The blocks and the output head: hidden (B, L, d) -> eps (B, L, N)."""

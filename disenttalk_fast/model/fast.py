@@ -49,7 +49,8 @@ class FastDenoiser(DisentTalkDenoiser):
         return ref
 
     def forward_guided(self, z_t, t, cache):
-        """Both guidance branches (see `DisentTalkDenoiser.forward_guided`). The two halves of
+        """Both guidance branches (`forward(..., guided=True)`; see
+        `DisentTalkDenoiser.forward_guided`). The two halves of
         the batch share z_t and t, so up to the first cross-attention they are the same numbers:
         the first block's pre-norm, region attention, W_f and convolutions (about a twelfth of a
         step) run on B rows, not 2B. Any cache that is not [audio rows; null rows] with the null
@@ -126,9 +127,6 @@ def auto_op_backend(device, head_dim: int) -> str:
     return "auto"
 
 
-# Shared memory per block (bytes) of an sm_86 / sm_89 card, the smallest the Triton block plans
-# are sized for (A100: 166,912; H100 / H200: 232,448).
-TRITON_MIN_SHARED_MEMORY = 101_376
 
 
 def _triton_runs_here(device) -> bool:
@@ -142,7 +140,15 @@ def _triton_runs_on(index: int) -> bool:
         return False
     props = torch.cuda.get_device_properties(index)
     return ((props.major, props.minor) >= (8, 0)
-            and getattr(props, "shared_memory_per_block_optin", 0) >= TRITON_MIN_SHARED_MEMORY)
+            and getattr(props, "shared_memory_per_block_optin", 0) >= _smallest_triton_limit())
+
+
+def _smallest_triton_limit() -> int:
+    """Shared memory per block (bytes) of an sm_86 / sm_89 card, the smallest the Triton block
+    plans are sized for (A100: 166,912; H100 / H200: 232,448)."""
+    from disenttalk_fast._triton.shared_memory import SMALLEST_LIMIT
+
+    return SMALLEST_LIMIT
 
 
 def body_with_null_rows(block: DenoiserBlock, x, temb, audio_k, audio_v, n_audio: int,
