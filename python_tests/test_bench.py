@@ -20,6 +20,7 @@ def test_ops_suite_writes_table_json_and_chart(tmp_path, capsys):
     printed = capsys.readouterr()
     assert "film" in printed.out and "of peak BW" in printed.out
     assert "film window-250 cpu:" in printed.err          # each row as it is measured
+    assert "film window-250 eager: warmed up in" in printed.err
     data = json.loads(out_json.read_text())
     rows = data["rows"]
     # eager is always measured: every ratio is against it.

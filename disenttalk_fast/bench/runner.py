@@ -36,12 +36,13 @@ def device_name(device: torch.device) -> str:
 
 def run_case(suite: str, case, device: torch.device, providers, budget_s: float,
              peak_gbps: float | None, compile_mode: str | None = None,
-             progress=None) -> list[Row]:
+             progress=None, warmed=None) -> list[Row]:
     """Time `case` under each provider, the providers interleaved (`measure_interleaved`) so
     their ratios are measured under the same conditions. `compile_mode`: torch.compile's mode
     for an op case's "compile" provider (model cases compile their model themselves).
     `progress(row)` is called for each row once the case is measured, so a long run that is cut
-    off still shows the cases it finished."""
+    off still shows the cases it finished; `warmed(name, shape, provider, seconds)` after each
+    provider's warm-up."""
     skipped, fns = {}, {}
     for p in providers:
         reason = prov.unavailable_reason(p, device)
@@ -49,9 +50,10 @@ def run_case(suite: str, case, device: torch.device, providers, budget_s: float,
             skipped[p] = reason
         else:
             fns[p] = _callable(case, p, compile_mode)
+    on_warm = (lambda p, sec: warmed(_name(case), case.shape, p, sec)) if warmed else None
     timings = measure_interleaved(fns, device, budget_s=budget_s,
                                   warmup=getattr(case, "warmup", 3),
-                                  min_repeats=getattr(case, "min_repeats", 5))
+                                  min_repeats=getattr(case, "min_repeats", 5), on_warm=on_warm)
     eager = timings.get("eager")
     eager_ms = eager.median_ms if isinstance(eager, Timing) else None
     rows: list[Row] = []

@@ -45,14 +45,16 @@ def measure(fn, device: torch.device, *, warmup: int = 3, min_repeats: int = 5,
 
 def measure_interleaved(fns: dict, device: torch.device, *, warmup: int = 3,
                         min_repeats: int = 5, max_repeats: int = 100, budget_s: float = 1.0,
-                        clock=time.perf_counter) -> dict:
+                        clock=time.perf_counter, on_warm=None) -> dict:
     """Time each fns[name]() in rounds (one call of each per round) after `warmup` calls of
     each, until every one has `min_repeats` times and `budget_s` per callable is spent (or
     `max_repeats` rounds). Returns name -> Timing, or the exception a callable raised (it is
-    dropped from later rounds; the others go on)."""
+    dropped from later rounds; the others go on). `on_warm(name, seconds)` after each warm-up
+    (which includes torch.compile's compilation), so a long one shows progress."""
     results: dict = {}
     live = {}
     for name, fn in fns.items():
+        start = time.perf_counter()
         try:
             for _ in range(warmup):
                 fn()
@@ -60,6 +62,8 @@ def measure_interleaved(fns: dict, device: torch.device, *, warmup: int = 3,
             live[name] = fn
         except Exception as exc:  # reported per callable by the caller
             results[name] = exc
+        if on_warm:
+            on_warm(name, time.perf_counter() - start)
     times: dict[str, list[float]] = {name: [] for name in live}
     start_all = time.perf_counter()
     rounds = 0

@@ -50,6 +50,12 @@ def _progress(row) -> None:
     print(f"  {row.name} {row.shape} {row.provider}: {took}{ratio}", file=sys.stderr, flush=True)
 
 
+def _warmed(name: str, shape: str, provider: str, seconds: float) -> None:
+    """One stderr line per provider warmed up (with torch.compile that is its compilation)."""
+    print(f"  {name} {shape} {provider}: warmed up in {seconds:.1f} s", file=sys.stderr,
+          flush=True)
+
+
 def _split(s: str) -> list[str]:
     return [x.strip() for x in s.split(",") if x.strip()]
 
@@ -131,12 +137,12 @@ def _run(args) -> int:
         shapes = _split(args.shapes) or (["window-250"] if args.quick else None)
         for case in op_cases.op_cases(device, dtype, _split(args.ops), shapes):
             rows += runner.run_case("op", case, device, wanted, args.budget, peak, mode,
-                                    _progress)
+                                    _progress, _warmed)
     if "model" in suites:
         for case in model_cases.model_cases(device, dtype, quick=args.quick, compile_mode=mode,
                                             jobs=jobs, window=args.window):
             rows += runner.run_case("model", case, device, wanted, args.budget, None, None,
-                                    _progress)
+                                    _progress, _warmed)
     print(report.format_table(rows, header))
     meta = {"device": name, "dtype": args.dtype, "tf32": args.tf32, "date": stamp,
             "peak_gbps": peak,
