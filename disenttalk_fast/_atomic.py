@@ -32,8 +32,10 @@ def atomic_output(path: str | os.PathLike, suffix: str = ".tmp"):
     fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(fd)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())
         yield tmp
+        # After the writer: some (safetensors' save_file) replace the file they are given with
+        # one of their own, which would bring back mkstemp's 0600.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

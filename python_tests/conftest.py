@@ -12,6 +12,10 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
+# The built-in face is built in each test process, not read from or written to the user's cache
+# (test_facemodel.py tests the cache in temporary folders).
+os.environ.setdefault("DISENTTALK_CACHE_DIR", "off")
+
 # Keep the C++ pool and PyTorch's pool at the machine's size; tests are small.
 torch.manual_seed(0)
 

@@ -22,6 +22,19 @@ def test_success_replaces_target_with_umask_permissions(tmp_path):
     assert os.listdir(tmp_path) == ["out.txt"]
 
 
+def test_writers_that_replace_the_file_still_get_umask_permissions(tmp_path):
+    """safetensors' save_file swaps in a file of its own: checkpoints came out 0600."""
+    import torch
+    from safetensors.torch import save_file
+
+    target = tmp_path / "w.safetensors"
+    with atomic_output(target) as tmp:
+        save_file({"a": torch.zeros(2)}, tmp)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask
+
+
 def test_error_leaves_previous_file_and_no_temporary(tmp_path):
     target = tmp_path / "out.txt"
     target.write_text("old")

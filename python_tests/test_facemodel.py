@@ -50,6 +50,53 @@ def test_builtin_is_deterministic(face):
     assert torch.equal(again.mean_shape, face.mean_shape)
 
 
+def _same_face(a, b):
+    for name in ("mean_shape", "id_basis", "exp_basis", "triangles", "mean_albedo",
+                 "albedo_basis", "mouth_vertex_indices", "eye_vertex_indices"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.dtype == y.dtype and torch.equal(x, y), name
+    assert a.landmarks == b.landmarks and a.name == b.name
+    assert torch.equal(a.blendshapes.mixing, b.blendshapes.mixing)
+    assert torch.equal(a.blendshapes.shapes, b.blendshapes.shapes)
+    exp = torch.linspace(-1, 1, 5 * 64).reshape(5, 64)
+    assert torch.equal(a.blendshapes.exp_to_weights(exp), b.blendshapes.exp_to_weights(exp))
+
+
+def test_builtin_face_is_kept_on_disk(face, tmp_path, monkeypatch):
+    """Built once, saved; a later process loads the same arrays without building. A cache file
+    that does not load is rebuilt and replaced; an unwritable folder or "off" only means
+    building every time."""
+    from disenttalk_fast.facemodel import builtin, builtin_cache
+
+    builds = []
+    monkeypatch.setattr(builtin, "build_model", lambda: builds.append(1) or face)
+    monkeypatch.setenv(builtin_cache.CACHE_ENV, str(tmp_path / "cache"))
+    try:
+        builtin.builtin_model.cache_clear()
+        assert builtin.builtin_model() is face and builds == [1]
+        path = builtin_cache.cache_path()
+        assert path.is_file() and path.parent == tmp_path / "cache"
+        builtin.builtin_model.cache_clear()
+        loaded = builtin.builtin_model()
+        assert builds == [1] and loaded is not face
+        _same_face(loaded, face)
+
+        path.write_bytes(b"not a safetensors file")
+        builtin.builtin_model.cache_clear()
+        assert builtin.builtin_model() is face and builds == [1, 1]
+        _same_face(builtin_cache._load(path), face)
+
+        (tmp_path / "plain_file").write_text("x")
+        monkeypatch.setenv(builtin_cache.CACHE_ENV, str(tmp_path / "plain_file" / "cache"))
+        builtin.builtin_model.cache_clear()
+        assert builtin.builtin_model() is face and builds == [1, 1, 1]
+
+        monkeypatch.setenv(builtin_cache.CACHE_ENV, "off")
+        assert builtin_cache.cache_path() is None
+    finally:
+        builtin.builtin_model.cache_clear()
+
+
 def test_expression_basis_is_orthonormal(face):
     E = face.exp_basis.double()
     torch.testing.assert_close(E.T @ E, torch.eye(64, dtype=torch.float64), atol=1e-5, rtol=0)

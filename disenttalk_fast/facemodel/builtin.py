@@ -579,6 +579,15 @@ def _expression_basis(shapes_flat, filler, rng):
 
 @functools.lru_cache(maxsize=1)
 def builtin_model():
+    """The built-in face: built once per process, and kept on disk between processes
+    (builtin_cache.py)."""
+    from disenttalk_fast.facemodel.builtin_cache import load_or_build
+
+    return load_or_build(build_model)
+
+
+def build_model():
+    """Generate the built-in face (about 2 s; deterministic)."""
     from disenttalk_fast.facemodel.morphable import MorphableModel
 
     rng = np.random.default_rng(SEED)
