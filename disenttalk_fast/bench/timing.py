@@ -59,9 +59,10 @@ def measure_interleaved(fns: dict, device: torch.device, *, warmup: int = 3,
             for _ in range(warmup):
                 fn()
             _sync(device)
-            live[name] = fn
         except Exception as exc:  # reported per callable by the caller
             results[name] = exc
+            continue
+        live[name] = fn
         if on_warm:
             on_warm(name, time.perf_counter() - start)
     times: dict[str, list[float]] = {name: [] for name in live}
