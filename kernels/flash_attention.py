@@ -13,7 +13,6 @@ import math
 import torch
 import triton
 import triton.language as tl
-from triton.runtime.errors import OutOfResources
 
 from disenttalk_fast.backends import tf32_allowed
 
@@ -92,16 +91,6 @@ def dot_precision(dtype: torch.dtype) -> str | None:
     if dtype != torch.float32:
         return None
     return "tf32" if tf32_allowed() else "ieee"
-
-
-def launch(kernel, grid, op: str, *args, **kwargs) -> None:
-    """kernel[grid](...), with Triton's shared-memory refusal as a one-line RuntimeError (the CLI
-    prints those) naming the op and the way out."""
-    try:
-        kernel[grid](*args, **kwargs)
-    except OutOfResources as exc:
-        raise RuntimeError(f"{op}: the Triton kernel does not fit this GPU ({exc}); use "
-                           f"backend='cuda'") from None
 
 
 def flash_block_n(dtype: torch.dtype, head_dim: int, limit: int | None) -> int:

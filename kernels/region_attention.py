@@ -12,7 +12,8 @@ import torch
 import triton
 import triton.language as tl
 
-from .flash_attention import dot_precision, flash_forward, launch
+from .flash_attention import dot_precision, flash_forward
+from .shared_memory import launch
 
 BLOCK_ROWS = 32
 BLOCK_K = 32

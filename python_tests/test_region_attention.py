@@ -223,3 +223,26 @@ def test_tf32_switch_is_read_under_pytorchs_new_api(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     if out.stdout.strip() != "old torch":
         assert out.stdout.strip() == "[False, True, False, True]"
+
+
+@pytest.mark.skipif(not backends.triton_available(), reason="triton not installed")
+def test_triton_projection_that_does_not_fit_gives_a_one_line_error(monkeypatch):
+    from triton.runtime.errors import OutOfResources
+
+    from disenttalk_fast._triton import region_attention
+
+    class NoSharedMemory:
+        def __getitem__(self, grid):
+            def launch(*args, **kw):
+                raise OutOfResources(200_000, 101_376, "shared memory")
+            return launch
+
+    monkeypatch.setattr(region_attention, "_project_rotary", NoSharedMemory())
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    x = torch.randn(1, 3, 64, device=device)
+    weights = [torch.randn(96, 32, device=device), torch.randn(96, 32, device=device)]
+    biases = [torch.randn(96, device=device), torch.randn(96, device=device)]
+    with pytest.raises(RuntimeError, match="region_attention: the Triton kernel does not fit "
+                                           "this GPU's shared memory") as info:
+        ops.region_attention(x, weights, biases, 32, 10000.0, backend="triton")
+    assert "use backend='cuda'" in str(info.value) and "\n" not in str(info.value)
