@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -50,15 +51,30 @@ inline v8f iota() { return v8f{0, 1, 2, 3, 4, 5, 6, 7}; }
 #define DT_PIN(v) (void)0
 #endif
 
-inline float hmax(v8f v) {
-  float m = v[0];
-  for (int i = 1; i < kLanes; ++i) m = v[i] > m ? v[i] : m;
-  return m;
-}
-inline float hsum(v8f v) {
-  float s = 0.f;
-  for (int i = 0; i < kLanes; ++i) s += v[i];
-  return s;
+inline v8f vmax(v8f a, v8f b) { return a > b ? a : b; }
+
+// Lanes of two vectors picked by index (0-7: a, 8-15: b), as one shuffle instruction where the
+// pattern is a native one.
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+#define DT_SHUFFLE(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#else
+#define DT_SHUFFLE(a, b, ...) __builtin_shuffle(a, b, v8i{__VA_ARGS__})
+#endif
+
+// Lane r of the result is op over the eight lanes of v[r]. Eight horizontal reductions at once
+// take 21 vector instructions (unpack, 64-bit unpack, 128-bit permute), where one at a time is a
+// serial chain of seven scalar steps per row, the latency of which dominated the softmax.
+template <typename Op>
+inline v8f reduce_rows(const v8f* v, Op op) {
+  v8f b[4], c[2];
+  for (int i = 0; i < 4; ++i)  // lanes [x0, x1, x0, x1 | ...] of the pair x = v[2i], v[2i+1]
+    b[i] = op(DT_SHUFFLE(v[2 * i], v[2 * i + 1], 0, 8, 1, 9, 4, 12, 5, 13),
+              DT_SHUFFLE(v[2 * i], v[2 * i + 1], 2, 10, 3, 11, 6, 14, 7, 15));
+  for (int i = 0; i < 2; ++i)  // lanes [x0, x1, x2, x3 | x0, x1, x2, x3] of four rows
+    c[i] = op(DT_SHUFFLE(b[2 * i], b[2 * i + 1], 0, 1, 8, 9, 4, 5, 12, 13),
+              DT_SHUFFLE(b[2 * i], b[2 * i + 1], 2, 3, 10, 11, 6, 7, 14, 15));
+  return op(DT_SHUFFLE(c[0], c[1], 0, 1, 2, 3, 8, 9, 10, 11),
+            DT_SHUFFLE(c[0], c[1], 4, 5, 6, 7, 12, 13, 14, 15));
 }
 
 // 2^x for x <= 0 (what softmax needs after subtracting the running max), relative error ~2e-7.
@@ -85,10 +101,13 @@ inline v8f exp2_nonpos(v8f x) {
   return p * scale;
 }
 
-inline float hmax(const v8f* v, int n) {
-  v8f m = v[0];
-  for (int c = 1; c < n; ++c) m = v[c] > m ? v[c] : m;
-  return hmax(m);
+// Keys are stored transposed one block at a time: block j holds dims x kKeyBlock keys, so one
+// block's keys are a contiguous 8 KiB (head dim 32) the score loop walks at a 256-byte stride.
+// A plain (hd, L) transpose would step by L floats per dim: at L = 256 or 512 every row of a
+// block falls in the same few L1 sets (4 KiB aliasing) and evicts the others. Returns the offset
+// of key `k`, dim 0, within one head's transposed keys.
+inline int64_t key_block_index(int64_t k, int64_t head_dim) {
+  return (k / kKeyBlock) * head_dim * kKeyBlock + k % kKeyBlock;
 }
 
 // Queries per attention tile; the micro-kernels work on groups of kGroup rows x 16 columns
@@ -103,7 +122,7 @@ struct TileState {
   static_assert(HD % 16 == 0, "head dim must be a multiple of 16");
   alignas(32) float o[kQueryTile * HD];
   alignas(32) float p[kQueryTile * kKeyBlock];  // scores, then probabilities, of one key block
-  float m[kQueryTile], l[kQueryTile], alpha[kQueryTile];
+  alignas(32) float m[kQueryTile], l[kQueryTile], alpha[kQueryTile];
 
   void reset() {
     std::fill(o, o + kQueryTile * HD, 0.f);
@@ -121,11 +140,12 @@ struct TileState {
 //   2. per row: mask keys >= counts[i], new max, P = 2^(S - m), rescale factor alpha;
 //   3. O = alpha O + P V for kGroup rows x 16 dims at a time.
 //   q:      (kQueryTile, HD) rows pre-multiplied by softmax_scale * log2(e); rows >= nq zero
-//   kT:     keys transposed, kT[d * kt_stride + k], all kKeyBlock columns readable
+//   kT:     the block's keys transposed, kT[d * kKeyBlock + k] (see key_block_index), all
+//           kKeyBlock columns readable
 //   v:      values, v[k * v_stride + d] for k < max of counts
 //   counts: keys of this block each row may see (0..kKeyBlock), for rows < nq
 template <int HD>
-inline void attend_block(const float* q, int nq, const float* kT, int64_t kt_stride,
+inline void attend_block(const float* q, int nq, const float* kT,
                          const float* v, int64_t v_stride, const int* counts, TileState<HD>& st) {
   const int groups = (nq + kGroup - 1) / kGroup;
   int group_keys[kQueryTile / kGroup];  // keys any row of the group sees in this block
@@ -142,7 +162,7 @@ inline void attend_block(const float* q, int nq, const float* kT, int64_t kt_str
     for (int k0 = 0; k0 < group_keys[g]; k0 += 16) {
       v8f acc[kGroup][2] = {};
       const float* kr = kT + k0;
-      for (int d = 0; d < HD; ++d, kr += kt_stride) {
+      for (int d = 0; d < HD; ++d, kr += kKeyBlock) {
         v8f k_lo = load(kr), k_hi = load(kr + kLanes);
         DT_PIN(k_lo);
         DT_PIN(k_hi);
@@ -160,35 +180,56 @@ inline void attend_block(const float* q, int nq, const float* kT, int64_t kt_str
     }
   }
 
+  // Step 2, eight rows at a time so that the row maxima and sums are reduced together.
   const v8f neg_inf = splat(-std::numeric_limits<float>::infinity());
   const v8f zero = {};
-  for (int i = 0; i < groups * kGroup; ++i) {
-    float* pr = st.p + i * kKeyBlock;
-    const int count = i < nq ? counts[i] : 0;
-    if (count <= 0) {  // nothing visible in this block: the row's state is unchanged
-      std::fill(pr, pr + kKeyBlock, 0.f);
-      st.alpha[i] = 1.f;
-      continue;
+  const int rows = (groups * kGroup + kLanes - 1) / kLanes * kLanes;  // <= kQueryTile
+  for (int i0 = 0; i0 < rows; i0 += kLanes) {
+    int count[kLanes];
+    bool full = true;  // every row sees the whole block: no masking
+    for (int r = 0; r < kLanes; ++r) {
+      count[r] = i0 + r < nq ? counts[i0 + r] : 0;
+      full = full && count[r] >= kKeyBlock;
     }
-    const v8f limit = splat(static_cast<float>(count));
-    v8f s[kKeyVecs];
-    for (int c = 0; c < kKeyVecs; ++c) {
-      const v8f idx = iota() + static_cast<float>(c * kLanes);
-      s[c] = idx < limit ? load(pr + c * kLanes) : neg_inf;
+    v8f row_max[kLanes];
+    for (int r = 0; r < kLanes; ++r) {
+      float* pr = st.p + (i0 + r) * kKeyBlock;
+      v8f m = neg_inf;
+      if (full) {
+        for (int c = 0; c < kKeyVecs; ++c) m = vmax(m, load(pr + c * kLanes));
+      } else {  // keys past the row's count become -inf, in place, for the exponent pass
+        const v8f limit = splat(static_cast<float>(count[r]));
+        for (int c = 0; c < kKeyVecs; ++c) {
+          const v8f idx = iota() + static_cast<float>(c * kLanes);
+          const v8f sc = idx < limit ? load(pr + c * kLanes) : neg_inf;
+          store(pr + c * kLanes, sc);
+          m = vmax(m, sc);
+        }
+      }
+      row_max[r] = m;
     }
-    const float m_blk = hmax(s, kKeyVecs);
-    const float m_new = m_blk > st.m[i] ? m_blk : st.m[i];
-    const v8f mv = splat(m_new);
-    v8f sum = {};
-    for (int c = 0; c < kKeyVecs; ++c) {
-      const v8f e = exp2_nonpos(s[c] - mv);
-      const v8f pc = s[c] > neg_inf ? e : zero;  // masked keys contribute exactly 0
-      sum += pc;
-      store(pr + c * kLanes, pc);
+    const v8f m_old = load(st.m + i0);
+    const v8f m_new = vmax(m_old, reduce_rows(row_max, vmax));
+    // 2^(m_old - m_new): ~0 on a row's first visible block (its o and l are still 0), 1 for a
+    // row that has seen no key yet (m_new = -inf, where the difference would be NaN).
+    const v8f alpha = m_new > neg_inf ? exp2_nonpos(m_old - m_new) : splat(1.f);
+    store(st.m + i0, m_new);
+    store(st.alpha + i0, alpha);
+    v8f row_sum[kLanes];
+    for (int r = 0; r < kLanes; ++r) {
+      float* pr = st.p + (i0 + r) * kKeyBlock;
+      const v8f mv = splat(st.m[i0 + r]);
+      v8f sum = zero;
+      for (int c = 0; c < kKeyVecs; ++c) {
+        const v8f sc = load(pr + c * kLanes);
+        v8f e = exp2_nonpos(sc - mv);
+        if (!full) e = sc > neg_inf ? e : zero;  // masked keys contribute exactly 0
+        sum += e;
+        store(pr + c * kLanes, e);
+      }
+      row_sum[r] = sum;
     }
-    st.alpha[i] = std::exp2(st.m[i] - m_new);  // 0 on the row's first visible block
-    st.l[i] = st.l[i] * st.alpha[i] + hsum(sum);
-    st.m[i] = m_new;
+    store(st.l + i0, load(st.l + i0) * alpha + reduce_rows(row_sum, std::plus<v8f>()));
   }
 
   for (int g = 0; g < groups; ++g) {

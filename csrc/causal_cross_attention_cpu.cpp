@@ -18,8 +18,9 @@ inline int64_t visible_rows(int64_t j, int64_t S, int64_t lookahead) {
   return std::min(S, kRowsPerFrame * (j + 1 + lookahead));
 }
 
-// Keys transposed to (B, H, D, Sk), Sk = S rounded up to whole key blocks (zero-padded), so the
-// score micro-kernel reads contiguous keys; done once per call instead of once per query tile.
+// Keys transposed block by block (key_block_index) to (B, H, Sk / kKeyBlock, D, kKeyBlock),
+// Sk = S rounded up to whole key blocks (zero-padded), so the score micro-kernel reads
+// contiguous keys; done once per call instead of once per query tile.
 void transpose_keys(const float* k, float* kT, int64_t B, int64_t S, int64_t Sk, int64_t H,
                     int64_t D, int num_threads) {
   parallel_for(B * H, 1, num_threads, [&](int64_t begin, int64_t end) {
@@ -30,10 +31,15 @@ void transpose_keys(const float* k, float* kT, int64_t B, int64_t S, int64_t Sk,
       // Eight keys at a time: their rows stay in L1 while every dim writes 8 contiguous floats.
       for (int64_t s0 = 0; s0 < S; s0 += 8) {
         const int64_t n = std::min<int64_t>(8, S - s0);
+        float* block = dst + key_block_index(s0, D);
         for (int64_t j = 0; j < D; ++j)
-          for (int64_t t = 0; t < n; ++t) dst[j * Sk + s0 + t] = src[(s0 + t) * H * D + j];
+          for (int64_t t = 0; t < n; ++t) block[j * kKeyBlock + t] = src[(s0 + t) * H * D + j];
       }
-      for (int64_t j = 0; j < D; ++j) std::fill(dst + j * Sk + S, dst + (j + 1) * Sk, 0.f);
+      if (Sk > S) {
+        float* last = dst + key_block_index(Sk - kKeyBlock, D);
+        for (int64_t j = 0; j < D; ++j)
+          std::fill(last + j * kKeyBlock + S % kKeyBlock, last + (j + 1) * kKeyBlock, 0.f);
+      }
     }
   });
 }
@@ -68,7 +74,7 @@ void attend(const float* q, const float* kT, const float* v, float* out, int64_t
           const int64_t visible = visible_rows(l0 + i, S, lookahead) - k0;
           counts[i] = static_cast<int>(std::max<int64_t>(0, std::min(visible, count)));
         }
-        attend_block<D>(qs, nq, kTb + k0, Sk, vb + k0 * row, row, counts, *st);
+        attend_block<D>(qs, nq, kTb + k0 * D, vb + k0 * row, row, counts, *st);
       }
       for (int i = 0; i < nq; ++i) st->write_row(i, out + ((b * L + l0 + i) * H + h) * D);
     }

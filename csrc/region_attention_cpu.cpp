@@ -67,8 +67,8 @@ struct Region {
 };
 
 // Where phase 1 writes and phase 2 reads: q (pre-scaled to base-2 logits) and v as
-// (B, H, L, hd); k transposed as (B, H, hd, Lk) with Lk a multiple of kKeyBlock so that full key
-// blocks are always readable.
+// (B, H, L, hd); k transposed block by block (see key_block_index) over Lk = L rounded up to
+// whole key blocks, so that full key blocks are always readable.
 struct Projected {
   float* q;
   float* kT;
@@ -121,7 +121,7 @@ void scatter_row(const float* t, const Region& r, const RopeTable& rope, float q
     const int64_t bh = b * p.H + g;
     const int64_t c = h * hd;
     float* qdst = p.q + (bh * p.L + l) * hd;
-    float* kdst = p.kT + bh * hd * p.Lk + l;
+    float* kdst = p.kT + bh * hd * p.Lk + key_block_index(l, hd);
     float* vdst = p.v + (bh * p.L + l) * hd;
     for (int64_t i = 0; i < half; ++i) {
       const float q1 = t[c + i] + r.bias[c + i];
@@ -130,8 +130,8 @@ void scatter_row(const float* t, const Region& r, const RopeTable& rope, float q
       qdst[i + half] = (q2 * cs[i] + q1 * sn[i]) * q_scale;
       const float k1 = t[w + c + i] + r.bias[w + c + i];
       const float k2 = t[w + c + i + half] + r.bias[w + c + i + half];
-      kdst[i * p.Lk] = k1 * cs[i] - k2 * sn[i];
-      kdst[(i + half) * p.Lk] = k2 * cs[i] + k1 * sn[i];
+      kdst[i * kKeyBlock] = k1 * cs[i] - k2 * sn[i];
+      kdst[(i + half) * kKeyBlock] = k2 * cs[i] + k1 * sn[i];
     }
     for (int64_t i = 0; i < hd; ++i) vdst[i] = t[2 * w + c + i] + r.bias[2 * w + c + i];
   }
@@ -155,7 +155,7 @@ void attend(const Projected& p, float* out, int64_t B, int64_t d, int num_thread
       st->reset();
       for (int64_t k0 = 0; k0 < L; k0 += kKeyBlock) {
         std::fill(counts, counts + nq, static_cast<int>(std::min<int64_t>(kKeyBlock, L - k0)));
-        attend_block<HD>(qs, nq, kT + k0, p.Lk, v + k0 * HD, HD, counts, *st);
+        attend_block<HD>(qs, nq, kT + k0 * HD, v + k0 * HD, HD, counts, *st);
       }
       const int64_t b = bh / p.H, g = bh % p.H;
       for (int i = 0; i < nq; ++i) st->write_row(i, out + (b * L + l0 + i) * d + g * HD);
@@ -196,9 +196,13 @@ void region_attention_forward_cpu(const float* x, const std::vector<const float*
     cursor += r.width * r.ncols;
   }
   Projected p{cursor, cursor + qv_size, cursor + qv_size + kT_size, H, L, Lk, hd};
-  // Key columns past L are read by whole 16-key loads and masked out; keep them finite.
-  for (int64_t row = 0; Lk > L && row < B * H * hd; ++row)
-    std::fill(p.kT + row * Lk + L, p.kT + (row + 1) * Lk, 0.f);
+  // Key columns past L (in the last block) are read by whole 16-key loads and masked out; keep
+  // them finite.
+  for (int64_t bh = 0; Lk > L && bh < B * H; ++bh)
+    for (int64_t j = 0; j < hd; ++j) {
+      float* row = p.kT + bh * hd * Lk + key_block_index(Lk - kKeyBlock, hd) + j * kKeyBlock;
+      std::fill(row + L % kKeyBlock, row + kKeyBlock, 0.f);
+    }
 
   const auto rope = rope_table(L, hd, rope_base);
   const float q_scale = kLog2e / std::sqrt(static_cast<float>(hd));
