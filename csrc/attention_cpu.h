@@ -11,7 +11,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <functional>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -52,6 +51,13 @@ inline v8f iota() { return v8f{0, 1, 2, 3, 4, 5, 6, 7}; }
 #endif
 
 inline v8f vmax(v8f a, v8f b) { return a > b ? a : b; }
+// As function objects for reduce_rows (a function pointer might not be inlined).
+struct MaxOp {
+  v8f operator()(v8f a, v8f b) const { return vmax(a, b); }
+};
+struct AddOp {
+  v8f operator()(v8f a, v8f b) const { return a + b; }
+};
 
 // Lanes of two vectors picked by index (0-7: a, 8-15: b), as one shuffle instruction where the
 // pattern is a native one.
@@ -64,8 +70,10 @@ inline v8f vmax(v8f a, v8f b) { return a > b ? a : b; }
 // Lane r of the result is op over the eight lanes of v[r]. Eight horizontal reductions at once
 // take 21 vector instructions (unpack, 64-bit unpack, 128-bit permute), where one at a time is a
 // serial chain of seven scalar steps per row, the latency of which dominated the softmax.
+// Always inlined: an out-of-line copy returning a vector would also trip GCC's -Wpsabi note on
+// builds without AVX.
 template <typename Op>
-inline v8f reduce_rows(const v8f* v, Op op) {
+inline __attribute__((always_inline)) v8f reduce_rows(const v8f* v, Op op) {
   v8f b[4], c[2];
   for (int i = 0; i < 4; ++i)  // lanes [x0, x1, x0, x1 | ...] of the pair x = v[2i], v[2i+1]
     b[i] = op(DT_SHUFFLE(v[2 * i], v[2 * i + 1], 0, 8, 1, 9, 4, 12, 5, 13),
@@ -209,7 +217,7 @@ inline void attend_block(const float* q, int nq, const float* kT,
       row_max[r] = m;
     }
     const v8f m_old = load(st.m + i0);
-    const v8f m_new = vmax(m_old, reduce_rows(row_max, vmax));
+    const v8f m_new = vmax(m_old, reduce_rows(row_max, MaxOp()));
     // 2^(m_old - m_new): ~0 on a row's first visible block (its o and l are still 0), 1 for a
     // row that has seen no key yet (m_new = -inf, where the difference would be NaN).
     const v8f alpha = m_new > neg_inf ? exp2_nonpos(m_old - m_new) : splat(1.f);
@@ -229,7 +237,7 @@ inline void attend_block(const float* q, int nq, const float* kT,
       }
       row_sum[r] = sum;
     }
-    store(st.l + i0, load(st.l + i0) * alpha + reduce_rows(row_sum, std::plus<v8f>()));
+    store(st.l + i0, load(st.l + i0) * alpha + reduce_rows(row_sum, AddOp()));
   }
 
   for (int g = 0; g < groups; ++g) {
