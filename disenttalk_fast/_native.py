@@ -10,12 +10,59 @@ from __future__ import annotations
 import os
 import re
 
+
+def cpu_flags() -> frozenset[str] | None:
+    """This CPU's feature flags as Linux reports them (/proc/cpuinfo), or None where unknown."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):   # x86 / ARM spelling
+                    return frozenset(value.split())
+    except OSError:
+        pass
+    return None
+
+
+def missing_cpu_features(required, flags) -> list[str]:
+    """Which of `required` the flags lack; none when the flags are unknown (None)."""
+    return [] if flags is None else [f for f in required if f not in flags]
+
+
+def _cpu_refusal() -> str | None:
+    """Why _C must not be imported on this CPU, or None. A portable x86-64 build uses AVX2 / FMA
+    instructions (see CMakeLists.txt): on a CPU without them importing it would kill the process
+    with an illegal instruction, so the kernels are reported unavailable instead."""
+    try:
+        from disenttalk_fast._cpu_target import FEATURES, TARGET
+    except ImportError:   # not built: importing _C fails with its own message
+        return None
+    missing = missing_cpu_features(FEATURES, cpu_flags())
+    if not missing:
+        return None
+    return (f"the C++ kernels were built for {TARGET} and this CPU lacks {', '.join(missing)}; "
+            f"build from source on this machine (pip install --no-binary disenttalk_fast ...) "
+            f"or use backend='reference'")
+
+
 _C = None
-IMPORT_ERROR: str | None = None
-try:
-    from disenttalk_fast import _C  # type: ignore[attr-defined, no-redef]
-except ImportError as exc:  # e.g. a source checkout that was never built
-    IMPORT_ERROR = f"{exc}"
+IMPORT_ERROR: str | None = _cpu_refusal()
+if IMPORT_ERROR is None:
+    try:
+        from disenttalk_fast import _C  # type: ignore[attr-defined, no-redef]
+    except ImportError as exc:  # e.g. a source checkout that was never built
+        IMPORT_ERROR = f"{exc}"
+
+
+def cpu_target() -> str | None:
+    """What the C++ kernels were compiled for ("native", "x86-64-v3", "default"), None if not
+    built."""
+    try:
+        from disenttalk_fast._cpu_target import TARGET
+    except ImportError:
+        return None
+    return TARGET
+
 
 # GNU libgomp (PyTorch's Linux wheels, as libgomp.so.1 or libgomp-<hash>.so.1), LLVM libomp,
 # Intel libiomp5: all export the GOMP_parallel entry point the kernels call.

@@ -34,6 +34,7 @@ def build_info() -> dict:
         "torch_cuda": torch.version.cuda,
         "cpu_kernels": lib is not None,
         "cpu_kernels_error": _native.IMPORT_ERROR,
+        "cpu_kernels_target": _native.cpu_target(),
         "cuda_kernels": cuda_compiled,
         "cuda_architectures": lib.cuda_architectures().split(",") if cuda_compiled else [],
         "cuda_runtime_version": lib.cuda_runtime_version() if cuda_compiled else None,

@@ -36,3 +36,46 @@ def test_triton_kernels_installed_inside_package():
     assert importlib.util.find_spec("disenttalk_fast._triton") is not None
     assert importlib.util.find_spec("kernels") is None or "site-packages" not in str(
         importlib.util.find_spec("kernels").origin)
+
+
+def test_build_records_cpu_target():
+    # The default build (`pip install .`) tunes the kernels for this machine and asks no check.
+    from disenttalk_fast import _cpu_target
+
+    assert disenttalk_fast.build_info()["cpu_kernels_target"] == _cpu_target.TARGET
+    assert _cpu_target.TARGET in ("native", "x86-64-v3", "default")
+    if _cpu_target.TARGET != "x86-64-v3":
+        assert _cpu_target.FEATURES == ()
+
+
+def test_missing_cpu_features():
+    from disenttalk_fast import _native
+
+    required = ("avx", "avx2", "fma")
+    assert _native.missing_cpu_features(required, frozenset({"sse2", "avx"})) == ["avx2", "fma"]
+    assert _native.missing_cpu_features(required, frozenset(required) | {"sse2"}) == []
+    assert _native.missing_cpu_features(required, None) == []   # unknown: import as before
+    flags = _native.cpu_flags()
+    assert flags is None or "fpu" in flags or "fp" in flags   # x86 / ARM spelling
+
+
+def test_portable_build_on_an_old_cpu_reports_kernels_unavailable(tmp_path):
+    # A portable x86-64 build (x86-64-v3) on a CPU without AVX2 must not import _C (it would
+    # die on an illegal instruction): the kernels are reported unavailable, with the reason, and
+    # "auto" falls back to the reference. Simulated in a fresh interpreter by a _cpu_target that
+    # asks for a flag no CPU has.
+    code = """
+import sys, types
+fake = types.ModuleType("disenttalk_fast._cpu_target")
+fake.TARGET, fake.FEATURES = "x86-64-v3", ("avx2", "no-such-flag")
+sys.modules["disenttalk_fast._cpu_target"] = fake
+import json, disenttalk_fast
+info = disenttalk_fast.build_info()
+print(json.dumps([info["cpu_kernels"], info["cpu_kernels_error"], info["auto_backend_cpu"]]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=tmp_path)
+    available, error, auto = json.loads(out.stdout.strip().splitlines()[-1])
+    assert available is False
+    assert "built for x86-64-v3" in error and "no-such-flag" in error, error
+    assert auto == "reference"
