@@ -19,25 +19,29 @@ inline void cuda_check(cudaError_t err, const char* what) {
 
 inline cudaStream_t as_stream(std::uintptr_t s) { return reinterpret_cast<cudaStream_t>(s); }
 
+// Host-callable too, so that a kernel's per-thread body can be run on the CPU (see
+// local_dwconv_run in dwconv_cuda.cu).
 template <typename T>
-__device__ __forceinline__ float to_float(T v);
+__host__ __device__ __forceinline__ float to_float(T v);
 template <>
-__device__ __forceinline__ float to_float<float>(float v) { return v; }
+__host__ __device__ __forceinline__ float to_float<float>(float v) { return v; }
 template <>
-__device__ __forceinline__ float to_float<__half>(__half v) { return __half2float(v); }
+__host__ __device__ __forceinline__ float to_float<__half>(__half v) { return __half2float(v); }
 template <>
-__device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat16 v) {
+__host__ __device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat16 v) {
   return __bfloat162float(v);
 }
 
 template <typename T>
-__device__ __forceinline__ T from_float(float v);
+__host__ __device__ __forceinline__ T from_float(float v);
 template <>
-__device__ __forceinline__ float from_float<float>(float v) { return v; }
+__host__ __device__ __forceinline__ float from_float<float>(float v) { return v; }
 template <>
-__device__ __forceinline__ __half from_float<__half>(float v) { return __float2half_rn(v); }
+__host__ __device__ __forceinline__ __half from_float<__half>(float v) {
+  return __float2half_rn(v);
+}
 template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
+__host__ __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
   return __float2bfloat16_rn(v);
 }
 

@@ -16,8 +16,10 @@ SHAPES = [(1, 1, 1, 1), (3, 2, 5, 7), (1, 3, 5, 5), (3, 5, 96, 96), (1, 49, 257,
           (3, 151, 96, 40), (2, 250, 256, 256)]
 # The Triton interpreter runs tl.dot in numpy one program at a time: keep its shapes tiny.
 TRITON_SHAPES = [(1, 1, 1, 1), (3, 2, 5, 7), (1, 5, 5, 5), (3, 19, 20, 17), (1, 37, 33, 40)]
+# (B, L, C, k). The CUDA kernel runs k = 3, 5, 7 in runs of 8 frames, 4 channels at a time when C
+# allows (96, 256, 12), one otherwise (1, 5, 257); any other k (9) takes its general kernel.
 LOCAL_SHAPES = [(1, 1, 1, 5), (3, 2, 5, 5), (1, 3, 96, 5), (3, 5, 257, 3), (2, 151, 96, 7),
-                (2, 250, 256, 5)]
+                (2, 250, 256, 5), (1, 8, 12, 5), (2, 33, 12, 9)]
 TRITON_LOCAL_SHAPES = [(1, 1, 1, 5), (3, 2, 5, 5), (1, 7, 20, 3), (2, 19, 33, 5)]
 
 
