@@ -143,11 +143,11 @@ void register_region_attention(py::module_& m) {
 #ifdef DT_WITH_CUDA
   m.def("region_attention_forward_cuda",
         [](addr x, std::vector<addr> weights, std::vector<addr> biases,
-           std::vector<int64_t> widths, addr workspace, addr out, int64_t B, int64_t L,
-           int64_t head_dim, float rope_base, int dtype, addr stream) {
-          dt::region_attention_forward_cuda(x, weights, biases, widths, workspace, out, B, L,
-                                            head_dim, rope_base, static_cast<dt::DType>(dtype),
-                                            stream);
+           std::vector<int64_t> widths, addr workspace, int splits, addr partial, addr out,
+           int64_t B, int64_t L, int64_t head_dim, float rope_base, int dtype, addr stream) {
+          dt::region_attention_forward_cuda(x, weights, biases, widths, workspace, splits,
+                                            partial, out, B, L, head_dim, rope_base,
+                                            static_cast<dt::DType>(dtype), stream);
         });
 #endif
 }
@@ -164,10 +164,12 @@ void register_causal_cross_attention(py::module_& m) {
 #ifdef DT_WITH_CUDA
   m.def("causal_cross_attention_forward_cuda",
         [](addr q, addr k, addr v, addr out, int64_t B, int64_t L, int64_t S, int64_t H,
-           int64_t D, int64_t lookahead, int dtype, addr stream) {
-          dt::causal_cross_attention_forward_cuda(q, k, v, out, B, L, S, H, D, lookahead,
-                                                  static_cast<dt::DType>(dtype), stream);
+           int64_t D, int64_t lookahead, int splits, addr partial, int dtype, addr stream) {
+          dt::causal_cross_attention_forward_cuda(q, k, v, out, B, L, S, H, D, lookahead, splits,
+                                                  partial, static_cast<dt::DType>(dtype), stream);
         });
+  m.def("attention_splits_cuda", &dt::attention_splits_cuda);
+  m.def("attention_partial_floats", &dt::attention_partial_floats);
 #endif
 }
 

@@ -22,8 +22,14 @@ void causal_cross_attention_forward_cpu(const float* q, const float* k, const fl
 // One launch on `stream`; dtype applies to every tensor. D in {16, 32, 64, 128}.
 void causal_cross_attention_forward_cuda(std::uintptr_t q, std::uintptr_t k, std::uintptr_t v,
                                          std::uintptr_t out, int64_t B, int64_t L, int64_t S,
-                                         int64_t H, int64_t D, int64_t lookahead, DType dtype,
+                                         int64_t H, int64_t D, int64_t lookahead, int splits,
+                                         std::uintptr_t partial, DType dtype,
                                          std::uintptr_t stream);
+
+// Key ranges the CUDA attention splits into on the current device (1: none), and the floats of
+// partial state the caller allocates for them (see attention_cuda.cuh).
+int attention_splits_cuda(int64_t B, int64_t H, int64_t L, int64_t S);
+int64_t attention_partial_floats(int64_t B, int64_t H, int64_t L, int64_t head_dim, int splits);
 #endif
 
 }  // namespace dt

@@ -29,8 +29,9 @@ void region_attention_forward_cpu(const float* x, const std::vector<const float*
 void region_attention_forward_cuda(std::uintptr_t x, const std::vector<std::uintptr_t>& weights,
                                    const std::vector<std::uintptr_t>& biases,
                                    const std::vector<int64_t>& widths, std::uintptr_t workspace,
-                                   std::uintptr_t out, int64_t B, int64_t L, int64_t head_dim,
-                                   float rope_base, DType dtype, std::uintptr_t stream);
+                                   int splits, std::uintptr_t partial, std::uintptr_t out,
+                                   int64_t B, int64_t L, int64_t head_dim, float rope_base,
+                                   DType dtype, std::uintptr_t stream);
 #endif
 
 }  // namespace dt

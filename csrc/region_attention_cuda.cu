@@ -61,8 +61,9 @@ __global__ void project_rotary_kernel(const T* __restrict__ x, const T* __restri
 void region_attention_forward_cuda(std::uintptr_t x, const std::vector<std::uintptr_t>& weights,
                                    const std::vector<std::uintptr_t>& biases,
                                    const std::vector<int64_t>& widths, std::uintptr_t workspace,
-                                   std::uintptr_t out, int64_t B, int64_t L, int64_t head_dim,
-                                   float rope_base, DType dtype, std::uintptr_t stream) {
+                                   int splits, std::uintptr_t partial, std::uintptr_t out,
+                                   int64_t B, int64_t L, int64_t head_dim, float rope_base,
+                                   DType dtype, std::uintptr_t stream) {
   DT_CHECK(weights.size() == widths.size() && biases.size() == widths.size(),
            "region_attention_forward_cuda: one weight, bias and width per region");
   DT_CHECK(head_dim == 16 || head_dim == 32 || head_dim == 64 || head_dim == 128,
@@ -101,7 +102,8 @@ void region_attention_forward_cuda(std::uintptr_t x, const std::vector<std::uint
     p.lookahead = 0;
     p.scale = 1.f / sqrtf(static_cast<float>(hd));
     const int64_t plane = B * H * L * hd;
-    attn_cuda::launch_attention(ws, ws + plane, ws + 2 * plane, ptr<scalar_t>(out), p, hd, s,
+    attn_cuda::launch_attention(ws, ws + plane, ws + 2 * plane, ptr<scalar_t>(out), p, hd,
+                                splits, ptr<float>(partial), s,
                                 "region_attention_forward_cuda attention");
   });
 }

@@ -65,6 +65,17 @@ def cuda_stream(device) -> int:
     return torch.cuda.current_stream(device).cuda_stream
 
 
+def attention_split(lib, B: int, H: int, L: int, S: int, head_dim: int, device):
+    """(splits, partial) for the CUDA attention kernel on the current device: how many key ranges
+    it splits each query tile into (1: none) and the fp32 buffer for their partial softmax
+    states, from PyTorch's allocator so that CUDA-graph capture owns it (None when not split)."""
+    splits = lib.attention_splits_cuda(B, H, L, S)
+    if splits <= 1:
+        return 1, None
+    floats = lib.attention_partial_floats(B, H, L, head_dim, splits)
+    return splits, torch.empty(floats, dtype=torch.float32, device=device)
+
+
 def num_threads() -> int:
     """Thread count for the C++ kernels: follow PyTorch so the two pools never oversubscribe."""
     return max(1, torch.get_num_threads())

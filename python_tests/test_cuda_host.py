@@ -14,7 +14,7 @@ CSRC = HERE.parent / "csrc"
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="needs nvcc")
-@pytest.mark.parametrize("program", ["local_dwconv_run.cu"])
+@pytest.mark.parametrize("program", ["local_dwconv_run.cu", "attention_split.cu"])
 def test_kernel_body_on_host(program, tmp_path):
     exe = tmp_path / Path(program).stem
     build = subprocess.run(["nvcc", "-std=c++17", "-O1", "-arch=sm_80", f"-I{CSRC}",

@@ -68,10 +68,11 @@ def _cca_cuda(q, k, v, lookahead):
     out = torch.empty_like(q)
     B, L, H, D = q.shape
     with torch.cuda.device(q.device):
+        splits, partial = _bridge.attention_split(lib, B, H, L, k.shape[1], D, q.device)
         lib.causal_cross_attention_forward_cuda(
             _bridge.addr(q), _bridge.addr(k), _bridge.addr(v), _bridge.addr(out), B, L,
-            k.shape[1], H, D, lookahead, _bridge.DTYPE_CODES[q.dtype],
-            _bridge.cuda_stream(q.device))
+            k.shape[1], H, D, lookahead, splits, _bridge.addr(partial),
+            _bridge.DTYPE_CODES[q.dtype], _bridge.cuda_stream(q.device))
     return out
 
 

@@ -102,11 +102,13 @@ def _region_attention_cuda(x, weights, biases, head_dim, rope_base):
     # capture owns it.
     workspace = torch.empty(3 * B * L * d, dtype=torch.float32, device=x.device)
     with torch.cuda.device(x.device):
+        splits, partial = _bridge.attention_split(lib, B, d // head_dim, L, L, head_dim,
+                                                  x.device)
         lib.region_attention_forward_cuda(
             _bridge.addr(x), [_bridge.addr(w) for w in weights],
             [_bridge.addr(b) for b in biases], [w.shape[1] for w in weights],
-            _bridge.addr(workspace), _bridge.addr(out), B, L, head_dim, rope_base,
-            _bridge.DTYPE_CODES[x.dtype], _bridge.cuda_stream(x.device))
+            _bridge.addr(workspace), splits, _bridge.addr(partial), _bridge.addr(out), B, L,
+            head_dim, rope_base, _bridge.DTYPE_CODES[x.dtype], _bridge.cuda_stream(x.device))
     return out
 
 
