@@ -53,10 +53,10 @@ inline v8f iota() { return v8f{0, 1, 2, 3, 4, 5, 6, 7}; }
 inline v8f vmax(v8f a, v8f b) { return a > b ? a : b; }
 // As function objects for reduce_rows (a function pointer might not be inlined).
 struct MaxOp {
-  v8f operator()(v8f a, v8f b) const { return vmax(a, b); }
+  __attribute__((always_inline)) v8f operator()(v8f a, v8f b) const { return vmax(a, b); }
 };
 struct AddOp {
-  v8f operator()(v8f a, v8f b) const { return a + b; }
+  __attribute__((always_inline)) v8f operator()(v8f a, v8f b) const { return a + b; }
 };
 
 // Lanes of two vectors picked by index (0-7: a, 8-15: b), as one shuffle instruction where the

@@ -32,23 +32,43 @@ constexpr int kMinSplitKeys = 2 * kKeyTile;  // a split below this costs more th
 constexpr int kMaxSplits = 16;
 constexpr int kBlocksPerSm = 8;  // 16 warps of the 64 an SM can hold
 
-// Key ranges per query tile (see the file comment): enough for kBlocksPerSm blocks per SM, at
-// most one per kMinSplitKeys keys, at most kMaxSplits.
-__host__ __device__ inline int attention_splits(int64_t B, int64_t H, int64_t L, int64_t S,
-                                                int sms) {
-  const int64_t blocks = (L + kQueryTile - 1) / kQueryTile * B * H;
-  if (blocks <= 0) return 1;
-  int64_t n = (kBlocksPerSm * static_cast<int64_t>(sms) + blocks - 1) / blocks;
-  const int64_t by_keys = (S + kMinSplitKeys - 1) / kMinSplitKeys;
-  n = n < by_keys ? n : by_keys;
-  n = n < kMaxSplits ? n : kMaxSplits;
-  return n > 1 ? static_cast<int>(n) : 1;
+// Rows of keys query row j may see: min(S, 2 (j + 1 + lookahead)) for the causal
+// cross-attention (audio runs at twice the frame rate), all S otherwise.
+__host__ __device__ __forceinline__ int64_t visible_rows(int64_t j, int64_t S, bool causal,
+                                                         int64_t lookahead) {
+  if (!causal) return S;
+  const int64_t n = 2 * (j + 1 + lookahead);
+  return n < S ? n : S;
 }
 
-// Keys per split: S / splits rounded up to whole tiles, so every split but the last is full.
-__host__ __device__ inline int64_t split_keys(int64_t S, int splits) {
-  const int64_t per = (S + splits - 1) / splits;
+// Keys per split: extent / splits rounded up to whole tiles, so every split but the last is full.
+__host__ __device__ inline int64_t split_keys(int64_t extent, int splits) {
+  const int64_t per = (extent + splits - 1) / splits;
   return (per + kKeyTile - 1) / kKeyTile * kKeyTile;
+}
+
+// Key ranges per query tile (see the file comment) for `extent` keys (the most any query row
+// sees): enough for kBlocksPerSm blocks per SM, at most one per kMinSplitKeys keys, at most
+// kMaxSplits, and no range left empty by the rounding of split_keys.
+__host__ __device__ inline int attention_splits(int64_t B, int64_t H, int64_t L, int64_t extent,
+                                                int sms) {
+  const int64_t blocks = (L + kQueryTile - 1) / kQueryTile * B * H;
+  if (blocks <= 0 || extent <= 0) return 1;
+  int64_t n = (kBlocksPerSm * static_cast<int64_t>(sms) + blocks - 1) / blocks;
+  const int64_t by_keys = (extent + kMinSplitKeys - 1) / kMinSplitKeys;
+  n = n < by_keys ? n : by_keys;
+  n = n < kMaxSplits ? n : kMaxSplits;
+  if (n <= 1) return 1;
+  const int64_t keys = split_keys(extent, static_cast<int>(n));
+  return static_cast<int>((extent + keys - 1) / keys);
+}
+
+// Partial state of query row r (of rows = B H L) in split `split`: element e (0: running max,
+// 1: sum, 2 + i: unnormalised output i) at partial[partial_index(...)]. Element-major, so the
+// threads of a warp (consecutive rows) write and read consecutive floats.
+__host__ __device__ __forceinline__ int64_t partial_index(int split, int64_t r, int e,
+                                                          int64_t rows, int head_dim) {
+  return (static_cast<int64_t>(split) * (head_dim + 2) + e) * rows + r;
 }
 
 // Floats of partial state a split launch needs: (HD + 2) per query row per split.
@@ -87,24 +107,27 @@ __host__ __device__ __forceinline__ void attend_tile(const float (&qr)[HD], cons
   }
 }
 
-// One query row's output from its `splits` partial states, `stride` floats apart, each
-// [m, denom, acc (HD)]. A split that saw no key (denom 0) adds nothing.
+// Query row r's output from its `splits` partial states (partial_index). A split that saw no key
+// (sum exactly 0) adds nothing; a NaN or inf anywhere propagates to the output as it would
+// without the split.
 template <int HD, typename TO>
-__host__ __device__ __forceinline__ void combine_row(const float* part, int64_t stride,
-                                                     int splits, TO* out) {
+__host__ __device__ __forceinline__ void combine_row(const float* partial, int64_t r,
+                                                     int64_t rows, int splits, TO* out) {
   float top = -FLT_MAX;
-  for (int sp = 0; sp < splits; ++sp)
-    if (part[sp * stride + 1] > 0.f && part[sp * stride] > top) top = part[sp * stride];
+  for (int sp = 0; sp < splits; ++sp) {
+    const float m = partial[partial_index(sp, r, 0, rows, HD)];
+    if (partial[partial_index(sp, r, 1, rows, HD)] != 0.f && !(m <= top)) top = m;
+  }
   float denom = 0.f, acc[HD];
 #pragma unroll
   for (int i = 0; i < HD; ++i) acc[i] = 0.f;
   for (int sp = 0; sp < splits; ++sp) {
-    const float* ps = part + sp * stride;
-    if (!(ps[1] > 0.f)) continue;
-    const float w = expf(ps[0] - top);
-    denom += ps[1] * w;
+    const float sum = partial[partial_index(sp, r, 1, rows, HD)];
+    if (sum == 0.f) continue;
+    const float w = expf(partial[partial_index(sp, r, 0, rows, HD)] - top);
+    denom += sum * w;
 #pragma unroll
-    for (int i = 0; i < HD; ++i) acc[i] += ps[2 + i] * w;
+    for (int i = 0; i < HD; ++i) acc[i] += partial[partial_index(sp, r, 2 + i, rows, HD)] * w;
   }
   const float inv = 1.f / denom;
 #pragma unroll
@@ -126,14 +149,17 @@ struct Problem {
 };
 
 __host__ __device__ __forceinline__ int64_t visible_rows(const Problem& p, int64_t j) {
-  if (!p.causal) return p.S;
-  const int64_t n = 2 * (j + 1 + p.lookahead);
-  return n < p.S ? n : p.S;
+  return visible_rows(j, p.S, p.causal, p.lookahead);
 }
 
-// How the keys are split: `count` ranges of `keys` keys, the partial states in `partial` (row
-// (split, b * H + h, l) at ((split * B * H + b * H + h) * L + l) * (HD + 2)). count 1: one range
-// covering every key, the output written directly.
+// The most keys any query row sees: what the split plan divides.
+__host__ __device__ __forceinline__ int64_t key_extent(const Problem& p) {
+  return p.L > 0 ? visible_rows(p, p.L - 1) : 0;
+}
+
+// How the keys are split: `count` ranges of `keys` keys, the partial states in `partial` (query
+// row r = (b H + h) L + l, see partial_index). count 1: one range covering every key, the output
+// written directly.
 struct Split {
   int count;
   int64_t keys;
@@ -186,11 +212,12 @@ __global__ void __launch_bounds__(kQueryTile)
   }
   if (!active) return;
   if (sp.count > 1) {
-    float* part = sp.partial + ((blockIdx.z * p.B * p.H + bh) * p.L + l) * (HD + 2);
-    part[0] = m;
-    part[1] = denom;
+    const int64_t rows = p.B * p.H * p.L, r = bh * p.L + l;
+    const int split = static_cast<int>(blockIdx.z);
+    sp.partial[partial_index(split, r, 0, rows, HD)] = m;
+    sp.partial[partial_index(split, r, 1, rows, HD)] = denom;
 #pragma unroll
-    for (int i = 0; i < HD; ++i) part[2 + i] = acc[i];
+    for (int i = 0; i < HD; ++i) sp.partial[partial_index(split, r, 2 + i, rows, HD)] = acc[i];
     return;
   }
   TO* op = out + b * p.out.batch + l * p.out.row + h * p.out.head;
@@ -203,11 +230,10 @@ __global__ void __launch_bounds__(kQueryTile)
 template <typename TO, int HD>
 __global__ void combine_kernel(TO* __restrict__ out, Problem p, Split sp) {
   const int64_t rows = p.B * p.H * p.L;
-  const int64_t stride = rows * (HD + 2);
   for (int64_t r = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; r < rows;
        r += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t l = r % p.L, bh = r / p.L, b = bh / p.H, h = bh % p.H;
-    combine_row<HD, TO>(sp.partial + r * (HD + 2), stride, sp.count,
+    combine_row<HD, TO>(sp.partial, r, rows, sp.count,
                         out + b * p.out.batch + l * p.out.row + h * p.out.head);
   }
 }
@@ -223,7 +249,7 @@ void launch_attention(const TQ* q, const TKV* k, const TKV* v, TO* out, const Pr
   DT_CHECK(p.B * p.H <= 65535, std::string(what) + ": batch * heads must be <= 65535");
   DT_CHECK(splits >= 1 && splits <= kMaxSplits && (splits == 1 || partial != nullptr),
            std::string(what) + ": bad key split");
-  const Split sp{splits, splits > 1 ? split_keys(p.S, splits) : p.S, partial};
+  const Split sp{splits, splits > 1 ? split_keys(key_extent(p), splits) : p.S, partial};
   const dim3 grid(static_cast<unsigned>((p.L + kQueryTile - 1) / kQueryTile),
                   static_cast<unsigned>(p.B * p.H), static_cast<unsigned>(splits));
   const auto run = [&](auto tag) {
@@ -248,13 +274,13 @@ void launch_attention(const TQ* q, const TKV* k, const TKV* v, TO* out, const Pr
   cuda_check(cudaGetLastError(), what);
 }
 
-// attention_splits for the current device.
-inline int attention_splits_here(int64_t B, int64_t H, int64_t L, int64_t S) {
+// attention_splits on the current device for `extent` keys (key_extent).
+inline int attention_splits_here(int64_t B, int64_t H, int64_t L, int64_t extent) {
   int device = 0, sms = 0;
   cuda_check(cudaGetDevice(&device), "attention: cudaGetDevice");
   cuda_check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
              "attention: SM count");
-  return attention_splits(B, H, L, S, sms);
+  return attention_splits(B, H, L, extent, sms);
 }
 
 }  // namespace attn_cuda

@@ -26,9 +26,11 @@ void causal_cross_attention_forward_cuda(std::uintptr_t q, std::uintptr_t k, std
                                          std::uintptr_t partial, DType dtype,
                                          std::uintptr_t stream);
 
-// Key ranges the CUDA attention splits into on the current device (1: none), and the floats of
-// partial state the caller allocates for them (see attention_cuda.cuh).
-int attention_splits_cuda(int64_t B, int64_t H, int64_t L, int64_t S);
+// Key ranges the CUDA attention splits into on the current device (1: none) for L query rows
+// over S keys (causal: the cross-attention's 2:1 rule with `lookahead`), and the floats of partial
+// state the caller allocates for them (see attention_cuda.cuh).
+int attention_splits_cuda(int64_t B, int64_t H, int64_t L, int64_t S, bool causal,
+                          int64_t lookahead);
 int64_t attention_partial_floats(int64_t B, int64_t H, int64_t L, int64_t head_dim, int splits);
 #endif
 

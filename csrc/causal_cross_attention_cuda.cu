@@ -27,8 +27,10 @@ void causal_cross_attention_forward_cuda(std::uintptr_t q, std::uintptr_t k, std
   });
 }
 
-int attention_splits_cuda(int64_t B, int64_t H, int64_t L, int64_t S) {
-  return attn_cuda::attention_splits_here(B, H, L, S);
+int attention_splits_cuda(int64_t B, int64_t H, int64_t L, int64_t S, bool causal,
+                          int64_t lookahead) {
+  const int64_t extent = L > 0 ? attn_cuda::visible_rows(L - 1, S, causal, lookahead) : 0;
+  return attn_cuda::attention_splits_here(B, H, L, extent);
 }
 
 int64_t attention_partial_floats(int64_t B, int64_t H, int64_t L, int64_t head_dim, int splits) {

@@ -152,6 +152,11 @@ __global__ void local_dwconv_kernel(const T* __restrict__ x, const T* __restrict
 constexpr int kLocalRun = 8;
 constexpr int kLocalVec = 4;
 
+// Threads of the run kernel: one per (sample, run, group of V channels).
+__host__ __device__ inline int64_t local_run_items(int64_t B, int64_t L, int64_t C, int V) {
+  return B * ((L + kLocalRun - 1) / kLocalRun) * (C / V);
+}
+
 template <typename T, int V>
 struct alignas(sizeof(T) * V) Pack {
   T v[V];
@@ -241,7 +246,7 @@ template <typename T, int K>
 void launch_local_run(std::uintptr_t x, std::uintptr_t weight, std::uintptr_t bias,
                       std::uintptr_t out, int64_t B, int64_t L, int64_t C, cudaStream_t stream) {
   const int V = local_vector_width<T>(x, out, C);
-  const int64_t items = B * ((L + kLocalRun - 1) / kLocalRun) * (C / V);
+  const int64_t items = local_run_items(B, L, C, V);
   const int threads = 256;
   const unsigned blocks =
       static_cast<unsigned>(std::min<int64_t>((items + threads - 1) / threads, 65535 * 8));

@@ -65,11 +65,17 @@ def cuda_stream(device) -> int:
     return torch.cuda.current_stream(device).cuda_stream
 
 
-def attention_split(lib, B: int, H: int, L: int, S: int, head_dim: int, device):
+# Tests set this to force the CUDA attention's key split (1 to 16; None: the device's plan), so
+# that a GPU compares split and unsplit results on the same inputs.
+ATTENTION_SPLITS: int | None = None
+
+
+def attention_split(lib, B: int, H: int, L: int, S: int, head_dim: int, device,
+                    causal: bool = False, lookahead: int = 0):
     """(splits, partial) for the CUDA attention kernel on the current device: how many key ranges
     it splits each query tile into (1: none) and the fp32 buffer for their partial softmax
     states, from PyTorch's allocator so that CUDA-graph capture owns it (None when not split)."""
-    splits = lib.attention_splits_cuda(B, H, L, S)
+    splits = ATTENTION_SPLITS or lib.attention_splits_cuda(B, H, L, S, causal, lookahead)
     if splits <= 1:
         return 1, None
     floats = lib.attention_partial_floats(B, H, L, head_dim, splits)

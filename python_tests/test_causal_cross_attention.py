@@ -6,7 +6,7 @@ import torch
 
 from disenttalk_fast import backends, ops, reference
 from disenttalk_fast._bridge import OpInputError
-from op_testing import (assert_matches_reference, backend_cases, compile_triton_for_gpu,
+from op_testing import (SPLIT_TOL, assert_matches_reference, backend_cases, compile_triton_for_gpu,
                         cross_shapes, strided)
 
 # (B, L, S, H, D, lookahead): L = 1, odd L, L and S not multiples of the tiles, S smaller than the
@@ -239,3 +239,26 @@ def test_triton_attention_that_does_not_fit_gives_a_one_line_error(monkeypatch):
         ops.causal_cross_attention(q, k, v, backend="triton")
     assert "use backend='cuda'" in str(info.value) and "\n" not in str(info.value)
     assert tried == [64, 32, 16]  # halved down to tl.dot's 16 keys before giving up
+
+
+CUDA_ONLY = [c for c in backend_cases() if c.values[0] == "cuda"]
+
+
+@pytest.mark.parametrize("backend,device,dtype", CUDA_ONLY)
+@pytest.mark.parametrize("shape", [(2, 250, 500, 8, 32, 0), (1, 70, 150, 2, 128, 2),
+                                   (2, 40, 300, 2, 16, 1)], ids=shape_id)
+@pytest.mark.parametrize("splits", [1, 3, 16])
+def test_cuda_key_split_matches_unsplit(backend, device, dtype, shape, splits, monkeypatch):
+    """The CUDA kernel with its keys split over `splits` blocks (attention_cuda.cuh) against the
+    reference and against the unsplit kernel; the device's own plan may not split these shapes
+    at all. S > 2 (L + lookahead) in the last shape leaves whole ranges without a visible key."""
+    from disenttalk_fast import _bridge
+
+    q, k, v = make(shape, dtype, device)
+    lookahead = shape[-1]
+    monkeypatch.setattr(_bridge, "ATTENTION_SPLITS", 1)
+    whole = ops.causal_cross_attention(q, k, v, lookahead, backend=backend)
+    monkeypatch.setattr(_bridge, "ATTENTION_SPLITS", splits)
+    out = ops.causal_cross_attention(q, k, v, lookahead, backend=backend)
+    assert_matches_reference(out, reference.causal_cross_attention, (q, k, v, lookahead))
+    torch.testing.assert_close(out.float(), whole.float(), **SPLIT_TOL[dtype])

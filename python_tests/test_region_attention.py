@@ -7,7 +7,7 @@ import torch
 from disenttalk_fast import backends, ops, reference
 from disenttalk_fast._bridge import OpInputError
 from disenttalk_fast.ops.region_attention import HEAD_DIMS
-from op_testing import (assert_matches_reference, backend_cases, compile_triton_for_gpu,
+from op_testing import (SPLIT_TOL, assert_matches_reference, backend_cases, compile_triton_for_gpu,
                         cross_shapes, strided)
 
 # (B, L, region widths, head_dim). L = 1, odd L, L not a multiple of the 32-query / 64-key tiles,
@@ -246,3 +246,22 @@ def test_triton_projection_that_does_not_fit_gives_a_one_line_error(monkeypatch)
                                            "this GPU's shared memory") as info:
         ops.region_attention(x, weights, biases, 32, 10000.0, backend="triton")
     assert "use backend='cuda'" in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("backend,device,dtype",
+                         [c for c in backend_cases() if c.values[0] == "cuda"])
+@pytest.mark.parametrize("shape", [(2, 250, (96, 64, 96), 32), (1, 130, (128,), 128),
+                                   (2, 97, (48, 16), 16)])
+@pytest.mark.parametrize("splits", [1, 3, 16])
+def test_cuda_key_split_matches_unsplit(backend, device, dtype, shape, splits, monkeypatch):
+    """The CUDA attention with its keys split over `splits` blocks against the reference and
+    the unsplit kernel (the device's own plan may not split these shapes)."""
+    from disenttalk_fast import _bridge
+
+    x, w, b, hd = make(shape, dtype, device)
+    monkeypatch.setattr(_bridge, "ATTENTION_SPLITS", 1)
+    whole = ops.region_attention(x, w, b, hd, backend=backend)
+    monkeypatch.setattr(_bridge, "ATTENTION_SPLITS", splits)
+    out = ops.region_attention(x, w, b, hd, backend=backend)
+    assert_matches_reference(out, reference_fn(), (x, *w, *b, hd))
+    torch.testing.assert_close(out.float(), whole.float(), **SPLIT_TOL[dtype])

@@ -68,7 +68,8 @@ def _cca_cuda(q, k, v, lookahead):
     out = torch.empty_like(q)
     B, L, H, D = q.shape
     with torch.cuda.device(q.device):
-        splits, partial = _bridge.attention_split(lib, B, H, L, k.shape[1], D, q.device)
+        splits, partial = _bridge.attention_split(lib, B, H, L, k.shape[1], D, q.device,
+                                                  causal=True, lookahead=lookahead)
         lib.causal_cross_attention_forward_cuda(
             _bridge.addr(q), _bridge.addr(k), _bridge.addr(v), _bridge.addr(out), B, L,
             k.shape[1], H, D, lookahead, splits, _bridge.addr(partial),

@@ -1,7 +1,9 @@
-// The CUDA attention's per-thread pieces (attention_cuda.cuh: split_range, attend_tile,
-// combine_row, attention_splits) run on the CPU the way the kernels use them: every block of the
-// grid (query tile x batch-head x key split) loads its key tiles as the kernel does, every row
-// folds them in with attend_tile, writes its partial state, and combine_row merges the splits.
+// The CUDA attention's per-thread pieces (attention_cuda.cuh: split_keys, split_range,
+// attend_tile, partial_index, combine_row, attention_splits) run on the CPU the way the kernels
+// use them: every block of the grid (query tile x batch-head x key split) loads its key tiles as
+// the kernel does, every row folds them in with attend_tile and writes its partial state, and
+// combine_row merges the splits. The shared-memory staging and the barriers are the kernel's own
+// (unchanged from the version run on an H200) and are not emulated here.
 // Compared with a plain softmax attention, for region attention (every row sees all L keys) and
 // causal cross-attention (frame j sees 2 (j + 1 + lookahead) audio rows), with 1 to 16 splits.
 // Built and run by test_cuda_host.py. Prints "ok" or one "FAIL ..." line, exit status 1.
@@ -33,8 +35,11 @@ double worst_error(int64_t B, int64_t H, int64_t L, int64_t S, bool causal, int6
   p.causal = causal;
   p.lookahead = lookahead;
   p.scale = 1.f / std::sqrt(static_cast<float>(HD));
-  const Split sp{splits, splits > 1 ? split_keys(S, splits) : S, nullptr};
-  std::vector<float> partial(partial_floats(B, H, L, HD, splits > 1 ? splits : 2));
+  const Split sp{splits, splits > 1 ? split_keys(key_extent(p), splits) : S, nullptr};
+  // NaN-filled, with a guard after it: a partial state never written, or written out of
+  // place, shows up.
+  const int64_t floats = partial_floats(B, H, L, HD, splits), rows = B * H * L;
+  std::vector<float> partial(floats + 64, std::nanf(""));
   std::vector<float> out(B * L * H * HD, 12345.f);  // sentinel: unwritten rows show up
   static float ks[kKeyTile][HD], vs[kKeyTile][HD];
 
@@ -70,10 +75,11 @@ double worst_error(int64_t B, int64_t H, int64_t L, int64_t S, bool causal, int6
         for (int r = 0; r < rows; ++r) {
           const int64_t l = l0 + r;
           if (splits > 1) {
-            float* part = partial.data() + ((split * B * H + bh) * L + l) * (HD + 2);
-            part[0] = m[r];
-            part[1] = denom[r];
-            for (int i = 0; i < HD; ++i) part[2 + i] = acc[r * HD + i];
+            const int64_t row = bh * L + l;
+            partial[partial_index(split, row, 0, rows, HD)] = m[r];
+            partial[partial_index(split, row, 1, rows, HD)] = denom[r];
+            for (int i = 0; i < HD; ++i)
+              partial[partial_index(split, row, 2 + i, rows, HD)] = acc[r * HD + i];
           } else {
             for (int i = 0; i < HD; ++i)
               out[b * p.out.batch + l * p.out.row + h * p.out.head + i] =
@@ -81,12 +87,15 @@ double worst_error(int64_t B, int64_t H, int64_t L, int64_t S, bool causal, int6
           }
         }
       }
-  if (splits > 1)  // combine_kernel
-    for (int64_t r = 0; r < B * H * L; ++r) {
+  if (splits > 1) {  // combine_kernel
+    for (int64_t r = 0; r < rows; ++r) {
       const int64_t l = r % L, bh = r / L, b = bh / H, h = bh % H;
-      combine_row<HD, float>(partial.data() + r * (HD + 2), B * H * L * (HD + 2), splits,
+      combine_row<HD, float>(partial.data(), r, rows, splits,
                              out.data() + b * p.out.batch + l * p.out.row + h * p.out.head);
     }
+    for (int64_t i = floats; i < floats + 64; ++i)
+      if (!std::isnan(partial[i])) return 1e30;  // written past partial_floats
+  }
 
   double worst = 0;  // against a plain two-pass softmax in double precision
   for (int64_t b = 0; b < B; ++b)
@@ -139,16 +148,35 @@ int main() {
   ok = ok && check<16>(1, 2, 90, 100, true, 1);
   if (!ok) return 1;
   // The plan: no split for a grid that already fills the GPU or for few keys; the paper clip
-  // (B 2 x 8 heads x 1325 frames: 336 blocks) on an H200's 132 SMs gets 4.
-  struct Case { int64_t B, H, L, S; int sms, want; };
-  const Case cases[] = {{2, 8, 1325, 1325, 132, 4}, {2, 8, 250, 250, 132, 4},
-                        {2, 8, 40, 40, 132, 1},     {64, 8, 1325, 1325, 132, 1},
-                        {1, 1, 4096, 4096, 132, 16}, {2, 8, 1325, 2650, 40, 1}};
+  // (B 2 x 8 heads x 1325 frames: 336 blocks) on an H200's 132 SMs gets 4; no range is left
+  // empty by rounding (4096 keys: 16 ranges of 256; 1325 keys as 16 would leave two empty).
+  struct Case { int64_t B, H, L, extent; int sms, want; };
+  const Case cases[] = {{2, 8, 1325, 1325, 132, 4},  {2, 8, 250, 250, 132, 4},
+                        {2, 8, 40, 40, 132, 1},      {64, 8, 1325, 1325, 132, 1},
+                        {1, 1, 4096, 4096, 132, 16}, {2, 8, 1325, 2650, 40, 1},
+                        {1, 1, 1325, 1325, 132, 14}};
   for (const Case& c : cases) {
-    const int got = attention_splits(c.B, c.H, c.L, c.S, c.sms);
-    if (got != c.want) {
+    const int got = attention_splits(c.B, c.H, c.L, c.extent, c.sms);
+    const int64_t keys = got > 1 ? split_keys(c.extent, got) : c.extent;
+    if (got != c.want || (got - 1) * keys >= c.extent) {
       std::printf("FAIL attention_splits(%ld, %ld, %ld, %ld, %d) = %d, expected %d\n", long(c.B),
-                  long(c.H), long(c.L), long(c.S), c.sms, got, c.want);
+                  long(c.H), long(c.L), long(c.extent), c.sms, got, c.want);
+      return 1;
+    }
+  }
+  // A NaN in one split's range reaches the output, as it does without a split.
+  {
+    const int64_t rows = 1;
+    float partial[2 * (4 + 2)];
+    const float state0[] = {1.f, 2.f, 1.f, 1.f, 1.f, 1.f}, state1[] = {INFINITY, NAN, 0, 0, 0, 0};
+    for (int e = 0; e < 6; ++e) {
+      partial[partial_index(0, 0, e, rows, 4)] = state0[e];
+      partial[partial_index(1, 0, e, rows, 4)] = state1[e];
+    }
+    float out[4];
+    combine_row<4, float>(partial, 0, rows, 2, out);
+    if (!std::isnan(out[0])) {
+      std::printf("FAIL combine_row dropped a NaN split (got %g)\n", out[0]);
       return 1;
     }
   }

@@ -22,7 +22,7 @@ double worst_error(int64_t B, int64_t L, int64_t C, bool with_bias, unsigned see
   for (auto& v : x) v = from_float<T>(normal(gen));
   for (auto& v : w) v = from_float<T>(normal(gen));
   for (auto& v : b) v = from_float<T>(normal(gen));
-  const int64_t items = B * ((L + kLocalRun - 1) / kLocalRun) * (C / V);
+  const int64_t items = local_run_items(B, L, C, V);
   for (int64_t item = 0; item < items; ++item)
     local_dwconv_run<T, K, V>(x.data(), w.data(), with_bias ? b.data() : nullptr, out.data(), L,
                               C, item);
