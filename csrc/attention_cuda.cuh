@@ -9,10 +9,10 @@
 // Split keys: one block per (query tile, batch x head) gave an H200 336 blocks of 64 threads at
 // the paper clip (B 2 x 8 heads x 1325 frames), about five warps per SM. When the grid would not
 // give every SM kBlocksPerSm blocks, each query tile's keys are split into `splits` ranges, one
-// block each
-// (grid z); every block writes its rows' partial softmax state (running max, sum, unnormalised
-// output) to a workspace and combine_kernel merges the ranges. The per-thread pieces (attend_tile,
-// split_range, combine_row) are host-callable and checked on the CPU against a plain softmax
+// block each (grid z); every block writes its rows' partial softmax state (running max, sum,
+// unnormalised output) to a workspace and combine_kernel merges the ranges. The per-thread pieces
+// (attention_splits, split_keys, split_range, attend_tile, partial_index, combine_row) are
+// host-callable and checked on the CPU against a plain softmax
 // (python_tests/cuda_host/attention_split.cu).
 #pragma once
 
@@ -276,11 +276,7 @@ void launch_attention(const TQ* q, const TKV* k, const TKV* v, TO* out, const Pr
 
 // attention_splits on the current device for `extent` keys (key_extent).
 inline int attention_splits_here(int64_t B, int64_t H, int64_t L, int64_t extent) {
-  int device = 0, sms = 0;
-  cuda_check(cudaGetDevice(&device), "attention: cudaGetDevice");
-  cuda_check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
-             "attention: SM count");
-  return attention_splits(B, H, L, extent, sms);
+  return attention_splits(B, H, L, extent, current_device_sms("attention: SM count"));
 }
 
 }  // namespace attn_cuda

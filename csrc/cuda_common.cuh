@@ -19,6 +19,15 @@ inline void cuda_check(cudaError_t err, const char* what) {
 
 inline cudaStream_t as_stream(std::uintptr_t s) { return reinterpret_cast<cudaStream_t>(s); }
 
+// Multiprocessors of the current device (launch plans size their grids by it). A plain query,
+// allowed during CUDA-graph capture.
+inline int current_device_sms(const char* what) {
+  int device = 0, sms = 0;
+  cuda_check(cudaGetDevice(&device), what);
+  cuda_check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), what);
+  return sms;
+}
+
 // Host-callable too, so that a kernel's per-thread body can be run on the CPU (see
 // local_dwconv_run in dwconv_cuda.cu).
 template <typename T>

@@ -277,10 +277,7 @@ void multi_dilation_dwconv_forward_cuda(std::uintptr_t x, std::uintptr_t dw_weig
     dil.d[i] = static_cast<int>(dilations[i]);
     dil.halo = std::max(dil.halo, dil.d[i]);
   }
-  int device = 0, sms = 0;
-  cuda_check(cudaGetDevice(&device), "multi_dilation_dwconv_forward_cuda: cudaGetDevice");
-  cuda_check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
-             "multi_dilation_dwconv_forward_cuda: SM count");
+  const int sms = current_device_sms("multi_dilation_dwconv_forward_cuda: SM count");
   const int64_t time_blocks = (L + kTL - 1) / kTL;
   // 256-wide blocks read the input once; fall back to 64-wide ones when there would be fewer
   // blocks than SMs (then more, smaller blocks finish sooner than a few big ones).
