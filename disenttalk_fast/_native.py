@@ -29,18 +29,27 @@ def missing_cpu_features(required, flags) -> list[str]:
     return [] if flags is None else [f for f in required if f not in flags]
 
 
+def _build_target() -> tuple[str | None, tuple[str, ...]]:
+    """(TARGET, FEATURES) of disenttalk_fast/_cpu_target.py, written by CMake next to _C; (None,
+    ()) in a checkout that was never built."""
+    try:
+        from disenttalk_fast import _cpu_target
+    except ImportError:
+        return None, ()
+    return _cpu_target.TARGET, tuple(_cpu_target.FEATURES)
+
+
+_TARGET, _FEATURES = _build_target()
+
+
 def _cpu_refusal() -> str | None:
     """Why _C must not be imported on this CPU, or None. A portable x86-64 build uses AVX2 / FMA
     instructions (see CMakeLists.txt): on a CPU without them importing it would kill the process
     with an illegal instruction, so the kernels are reported unavailable instead."""
-    try:
-        from disenttalk_fast._cpu_target import FEATURES, TARGET
-    except ImportError:   # not built: importing _C fails with its own message
-        return None
-    missing = missing_cpu_features(FEATURES, cpu_flags())
+    missing = missing_cpu_features(_FEATURES, cpu_flags())
     if not missing:
         return None
-    return (f"the C++ kernels were built for {TARGET} and this CPU lacks {', '.join(missing)}; "
+    return (f"the C++ kernels were built for {_TARGET} and this CPU lacks {', '.join(missing)}; "
             f"build from source on this machine (pip install --no-binary disenttalk_fast ...) "
             f"or use backend='reference'")
 
@@ -57,11 +66,7 @@ if IMPORT_ERROR is None:
 def cpu_target() -> str | None:
     """What the C++ kernels were compiled for ("native", "x86-64-v3", "default"), None if not
     built."""
-    try:
-        from disenttalk_fast._cpu_target import TARGET
-    except ImportError:
-        return None
-    return TARGET
+    return _TARGET
 
 
 # GNU libgomp (PyTorch's Linux wheels, as libgomp.so.1 or libgomp-<hash>.so.1), LLVM libomp,
