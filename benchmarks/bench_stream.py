@@ -4,7 +4,8 @@
     python benchmarks/bench_stream.py --backends cpu --steps 5 10 --hops 2 4 --threads 1
 
 A default-size model (DisentTalkConfig(): d_model 256, 6 blocks, 64 dims) with random weights —
-compute time does not depend on the weights. Audio (a synthetic voiced signal) is pushed in
+compute time does not depend on the weights — as `load_model` builds it: a FastDenoiser for the
+fused backends, the reference DisentTalkDenoiser for "reference". Audio (a synthetic voiced signal) is pushed in
 `--chunk-ms` chunks; each window's wall time is measured inside the Streamer. Latency is reported
 from the start of a frame's audio to its emission in steady state (see disenttalk_fast.stream):
 algorithmic = hop x 40 ms + 2.5 ms mel lookahead + chunk_ms (worst-case buffering), compute =
@@ -27,6 +28,7 @@ import torch
 
 from disenttalk_fast.config import DisentTalkConfig
 from disenttalk_fast.model import DisentTalkDenoiser
+from disenttalk_fast.model.fast import as_fast
 from disenttalk_fast.stream import Streamer
 
 TARGET_MS = 300.0
@@ -40,7 +42,8 @@ def voiced(seconds, sr=16000, seed=0):
 
 
 def run_one(model, backend, steps, hop, overlap, chunk_ms, seconds, guidance):
-    model.backend = backend
+    # What load_model gives users: a FastDenoiser for the fused backends, else the reference.
+    model = as_fast(model, backend)
     s = Streamer(model, hop_frames=hop, overlap_frames=overlap, steps=steps, chunk_ms=chunk_ms,
                  guidance=guidance)
     x = voiced(seconds)

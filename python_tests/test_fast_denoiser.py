@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from disenttalk_fast import backends, ops
-from disenttalk_fast.model import DisentTalkDenoiser
+from disenttalk_fast.model import DisentTalkDenoiser, cpu_step
 from disenttalk_fast.model.fast import FastDenoiser, as_fast
 from disenttalk_fast.sampling import sample
 from model_testing import inputs, scrambled_partition, tiny_config
@@ -27,6 +27,18 @@ def reference_model(seed=0, **changes):
         for block in model.blocks:
             block.film.weight.normal_(0, 0.1)
     return model
+
+
+def count_rows(monkeypatch, op: str, launcher: str) -> list:
+    """The batch rows of every call of `ops.<op>`, or of its C++ launcher where the fp32 CPU step
+    (`cpu_step`) calls that directly."""
+    rows = []
+    for owner, name in ((ops, op), (cpu_step, launcher)):
+        def counted(x, *args, real=getattr(owner, name), **kwargs):
+            rows.append(x.shape[0])
+            return real(x, *args, **kwargs)
+        monkeypatch.setattr(owner, name, counted)
+    return rows
 
 
 def fast_cases():
@@ -135,12 +147,9 @@ def test_null_audio_rows_skip_the_cross_attention_with_the_same_result(backend, 
         cache = AudioCache.cat(parts)
         assert cache.null_split() == n_audio
         expected = ref(z, t, cache)
-        attended = []
-        real = ops.causal_cross_attention
-        monkeypatch.setattr(ops, "causal_cross_attention",
-                            lambda q, *a, **k: attended.append(q.shape[0]) or real(q, *a, **k))
-        got = fast(z, t, cache)
-        monkeypatch.setattr(ops, "causal_cross_attention", real)
+        with monkeypatch.context() as patch:
+            attended = count_rows(patch, "causal_cross_attention", "_cca_cpu")
+            got = fast(z, t, cache)
         assert attended == ([n_audio] * ref.config.n_layers if n_audio else [])
         unflagged = fast(z, t, AudioCache(cache.keys, cache.values))
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
@@ -165,10 +174,7 @@ def test_forward_guided_equals_the_doubled_batch(backend, device, batch, n_audio
             parts.insert(0, ref.encode_audio(audio[:n_audio]))
         cache = AudioCache.cat(parts)
         expected = ref(torch.cat([z, z]), torch.cat([t, t]), cache)
-        rows = []
-        real = ops.region_attention
-        monkeypatch.setattr(ops, "region_attention",
-                            lambda x, *a, **k: rows.append(x.shape[0]) or real(x, *a, **k))
+        rows = count_rows(monkeypatch, "region_attention", "_region_attention_cpu")
         got = fast(z, t, cache, guided=True)
         plain = fast(z, t, AudioCache(cache.keys, cache.values), guided=True)
     layers = ref.config.n_layers

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from disenttalk_fast import backends, ops
 from disenttalk_fast._torch import torch
 from disenttalk_fast.config import DisentTalkConfig
+from disenttalk_fast.model import cpu_step
 from disenttalk_fast.model.audio_cache import AudioCache
 from disenttalk_fast.model.blocks import DenoiserBlock
 from disenttalk_fast.model.denoiser import DisentTalkDenoiser
@@ -74,7 +75,12 @@ class FastDenoiser(DisentTalkDenoiser):
         With classifier-free guidance the cache's last rows are the null audio (`null_rows`):
         those rows skip the cross-attention (see `body_with_null_rows`). `halves`: h and temb
         hold B rows that stand for both halves of the cache's batch of 2B (`forward_guided`);
-        the first block doubles them after its audio-independent part."""
+        the first block doubles them after its audio-independent part.
+
+        fp32 CPU inference runs the same arithmetic through `cpu_step`, which launches the C++
+        kernels without the per-op Python of this generic path."""
+        if cpu_step.applies(self, h, temb, cache):
+            return cpu_step.run_blocks(self, h, temb, cache, halves)
         backend = self.op_backend(h.device)
         split = cache.null_split()
         skip_null = split is not None and split < cache.batch

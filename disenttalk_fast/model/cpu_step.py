@@ -1,0 +1,111 @@
+"""FastDenoiser's block stack on the C++ kernels, launched from one lean loop.
+
+`FastDenoiser.run_blocks` goes through the public ops (`ops.region_attention(...)`, ...) and the
+blocks' modules. Each such call checks its arguments, resolves the backend, asks whether the
+dispatcher can be skipped, casts every weight to the activation dtype and looks parameters up
+through `nn.Module.__getattr__`: 20-70 µs of Python per call. With ~40 op calls and ~40
+`nn.Linear` calls that is ~4.8 ms per guided step on the dev CPU whatever the number of frames,
+a tenth of a 250-frame step and about 40% of the 16-frame steps streaming runs.
+
+Here those decisions are taken once per model call (`applies`): fp32 CPU tensors, the C++
+kernels built, eager mode with no autograd, shapes the kernels take. Then each kernel is one
+call of the op's own launcher (the function behind `ops.<op>` once its checks pass, so the
+launch code is not duplicated) and each projection one `F.linear` on the parameters. Same
+arithmetic, in the same order, as `FastDenoiser.run_blocks`; the tests compare the two.
+Anything `applies` refuses (autograd, torch.compile, autocast, other dtypes or devices) runs
+`FastDenoiser.run_blocks`.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+
+from disenttalk_fast import _native, backends
+from disenttalk_fast._torch import torch
+from disenttalk_fast.model.audio_cache import AudioCache
+from disenttalk_fast.ops import _eager
+# The launchers behind the public ops (what each op runs once its checks pass).
+from disenttalk_fast.ops.causal_cross_attention import _cca_cpu
+from disenttalk_fast.ops.dwconv import MAX_DILATION, MAX_DILATIONS, _local_cpu, _mdd_cpu
+from disenttalk_fast.ops.film import MAX_NORM_GROUPS, _film_norm_cpu
+from disenttalk_fast.ops.region_attention import HEAD_DIMS, _region_attention_cpu
+
+
+def applies(model, h: torch.Tensor, temb: torch.Tensor, cache) -> bool:
+    """Whether `run_blocks` below may run this call (else `FastDenoiser.run_blocks` does)."""
+    if h.device.type != "cpu" or h.dtype != torch.float32 or torch.is_grad_enabled():
+        return False
+    if torch.is_autocast_enabled("cpu") or not isinstance(cache, AudioCache):
+        return False
+    backend = model.op_backend(h.device)
+    if backend not in ("auto", "cpu") or not _native.cpu_available():
+        return False
+    if backends.resolve(backend, h.device, h.dtype) != "cpu":
+        return False
+    if model.out_proj.weight.dtype != torch.float32 or cache.keys[0].dtype != torch.float32:
+        return False
+    first = model.blocks[0]
+    if first.head_dim not in HEAD_DIMS["cpu"]:
+        return False
+    dilations = first.tconv.dilations if first.tconv is not None else ()
+    if len(dilations) > MAX_DILATIONS or any(d > MAX_DILATION
+                                                      for d in dilations):
+        return False
+    if len(first.norm.widths) > MAX_NORM_GROUPS:
+        return False
+    # Plain tensors in eager mode: no compile, tracing, dispatch mode or functorch transform.
+    return _eager.direct_call_ok(h, temb, cache.keys[0], cache.values[0])
+
+
+def run_blocks(model, h: torch.Tensor, temb: torch.Tensor, cache: AudioCache,
+               halves: bool = False) -> torch.Tensor:
+    """`FastDenoiser.run_blocks(h, temb, cache, halves)` for a call `applies` accepted."""
+    split = cache.null_split()
+    batch = cache.batch
+    # Rows [0, n_audio) attend to their audio; the rest are null rows (see body_with_null_rows).
+    n_audio = batch if split is None else split
+    x = model.blocks[0].norm(h)
+    if halves:  # the first block's audio-independent part runs on the B shared rows only
+        h, temb = h.repeat(2, 1, 1), temb.repeat(2, 1)
+    blocks = model.blocks
+    for i, block in enumerate(blocks):
+        final = _block_final(block, x, cache.keys[i], cache.values[i], n_audio, batch)
+        gamma, beta = F.linear(temb, block.film.weight, block.film.bias).chunk(2, dim=-1)
+        norm = blocks[i + 1].norm if i + 1 < len(blocks) else model.out_norm
+        groups = list(norm.widths) if i + 1 < len(blocks) else [final.shape[-1]]
+        h, x = _film_norm_cpu(final, gamma, beta, h, norm.weight, norm.bias,
+                                      float(norm.eps), groups)
+    return model.out_proj(x)
+
+
+def _block_final(block, x, audio_k, audio_v, n_audio: int, batch: int) -> torch.Tensor:
+    """W_o [F_conv ; F_attn] + b_o of one block for the `batch` rows; x holds them all, or
+    (first block with guidance) the batch / 2 rows both halves share."""
+    qkv = list(block.attn_qkv.values())
+    a = _region_attention_cpu(x, [m.weight for m in qkv], [m.bias for m in qkv],
+                                        block.head_dim, float(block.rope_base))
+    s = F.linear(a, block.attn_fuse.weight, block.attn_fuse.bias)
+    if block.tconv is not None:
+        conv = block.tconv
+        s = _mdd_cpu(s, conv.dw_weight, conv.dw_bias, conv.pw.weight, conv.pw.bias,
+                               list(conv.dilations))
+    f_conv = _local_cpu(s, block.local_conv.weight, block.local_conv.bias)
+    d = x.shape[-1]
+    weight = block.out_fuse.weight
+    w_conv, w_attn = weight[:, :d], weight[:, d:]
+    final = F.linear(f_conv, w_conv, block.out_fuse.bias)
+    if final.shape[0] != batch:
+        final = final.repeat(batch // final.shape[0], 1, 1)
+    if n_audio > 0:
+        L = x.shape[1]
+        q = F.linear(s[:n_audio], block.cross_q.weight, block.cross_q.bias)
+        f_attn = _cca_cpu(q.view(n_audio, L, block.n_heads, block.head_dim),
+                                 audio_k[:n_audio], audio_v[:n_audio], int(block.lookahead))
+        final[:n_audio].view(n_audio * L, d).addmm_(f_attn.view(n_audio * L, d), w_attn.t())
+    if n_audio < batch:
+        # A null row's cross-attention output is its value row, whatever the query.
+        final[n_audio:] += F.linear(audio_v[n_audio, 0].reshape(1, d), w_attn)
+    return final
+
+
+__all__ = ["applies", "run_blocks"]
