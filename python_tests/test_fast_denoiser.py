@@ -33,11 +33,15 @@ def count_rows(monkeypatch, op: str, launcher: str) -> list:
     """The batch rows of every call of `ops.<op>`, or of its C++ launcher where the fp32 CPU step
     (`cpu_step`) calls that directly."""
     rows = []
-    for owner, name in ((ops, op), (cpu_step, launcher)):
-        def counted(x, *args, real=getattr(owner, name), **kwargs):
+
+    def counting(real):
+        def counted(x, *args, **kwargs):
             rows.append(x.shape[0])
             return real(x, *args, **kwargs)
-        monkeypatch.setattr(owner, name, counted)
+        return counted
+
+    for owner, name in ((ops, op), (cpu_step, launcher)):
+        monkeypatch.setattr(owner, name, counting(getattr(owner, name)))
     return rows
 
 

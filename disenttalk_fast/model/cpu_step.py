@@ -24,6 +24,7 @@ from disenttalk_fast import _native, backends
 from disenttalk_fast._torch import torch
 from disenttalk_fast.model.audio_cache import AudioCache
 from disenttalk_fast.ops import _eager
+
 # The launchers behind the public ops (what each op runs once its checks pass).
 from disenttalk_fast.ops.causal_cross_attention import _cca_cpu
 from disenttalk_fast.ops.dwconv import MAX_DILATION, MAX_DILATIONS, _local_cpu, _mdd_cpu
@@ -73,8 +74,8 @@ def run_blocks(model, h: torch.Tensor, temb: torch.Tensor, cache: AudioCache,
         gamma, beta = F.linear(temb, block.film.weight, block.film.bias).chunk(2, dim=-1)
         norm = blocks[i + 1].norm if i + 1 < len(blocks) else model.out_norm
         groups = list(norm.widths) if i + 1 < len(blocks) else [final.shape[-1]]
-        h, x = _film_norm_cpu(final, gamma, beta, h, norm.weight, norm.bias,
-                                      float(norm.eps), groups)
+        h, x = _film_norm_cpu(final, gamma, beta, h, norm.weight, norm.bias, float(norm.eps),
+                              groups)
     return model.out_proj(x)
 
 
@@ -83,12 +84,12 @@ def _block_final(block, x, audio_k, audio_v, n_audio: int, batch: int) -> torch.
     (first block with guidance) the batch / 2 rows both halves share."""
     qkv = list(block.attn_qkv.values())
     a = _region_attention_cpu(x, [m.weight for m in qkv], [m.bias for m in qkv],
-                                        block.head_dim, float(block.rope_base))
+                              block.head_dim, float(block.rope_base))
     s = F.linear(a, block.attn_fuse.weight, block.attn_fuse.bias)
     if block.tconv is not None:
         conv = block.tconv
         s = _mdd_cpu(s, conv.dw_weight, conv.dw_bias, conv.pw.weight, conv.pw.bias,
-                               list(conv.dilations))
+                     list(conv.dilations))
     f_conv = _local_cpu(s, block.local_conv.weight, block.local_conv.bias)
     d = x.shape[-1]
     weight = block.out_fuse.weight
@@ -99,8 +100,8 @@ def _block_final(block, x, audio_k, audio_v, n_audio: int, batch: int) -> torch.
     if n_audio > 0:
         L = x.shape[1]
         q = F.linear(s[:n_audio], block.cross_q.weight, block.cross_q.bias)
-        f_attn = _cca_cpu(q.view(n_audio, L, block.n_heads, block.head_dim),
-                                 audio_k[:n_audio], audio_v[:n_audio], int(block.lookahead))
+        f_attn = _cca_cpu(q.view(n_audio, L, block.n_heads, block.head_dim), audio_k[:n_audio],
+                          audio_v[:n_audio], int(block.lookahead))
         final[:n_audio].view(n_audio * L, d).addmm_(f_attn.view(n_audio * L, d), w_attn.t())
     if n_audio < batch:
         # A null row's cross-attention output is its value row, whatever the query.
