@@ -67,11 +67,16 @@ def run_blocks(model, h: torch.Tensor, temb: torch.Tensor, cache: AudioCache,
     n_audio = batch if split is None else split
     x = model.blocks[0].norm(h)
     if halves:  # the first block's audio-independent part runs on the B shared rows only
-        h, temb = h.repeat(2, 1, 1), temb.repeat(2, 1)
+        h = h.repeat(2, 1, 1)
     blocks = model.blocks
     for i, block in enumerate(blocks):
         final = _block_final(block, x, cache.keys[i], cache.values[i], n_audio, batch)
-        gamma, beta = F.linear(temb, block.film.weight, block.film.bias).chunk(2, dim=-1)
+        # FiLM of the distinct timestep rows only (with guidance the halves share t): one row
+        # takes MKL's matrix-vector path, 77 against 95 µs a call here with the weight cold.
+        film = F.linear(temb, block.film.weight, block.film.bias)
+        if halves:
+            film = film.repeat(2, 1)
+        gamma, beta = film.chunk(2, dim=-1)
         norm = blocks[i + 1].norm if i + 1 < len(blocks) else model.out_norm
         groups = list(norm.widths) if i + 1 < len(blocks) else [final.shape[-1]]
         h, x = _film_norm_cpu(final, gamma, beta, h, norm.weight, norm.bias, float(norm.eps),
