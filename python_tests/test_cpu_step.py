@@ -92,6 +92,31 @@ def test_refused_where_the_generic_path_must_run():
     assert not cpu_step.applies(model, h, temb, cache)  # autograd: the generic path
 
 
+def test_forward_hooks_on_inner_modules_still_run():
+    """A hook on a module the generic loop calls (here cross_q) sends the call there, so the hook
+    sees every block's call; a hook on the model itself runs either way."""
+    model = fast_model()
+    z, t, audio = inputs(model, 1, 5)
+    seen, outer = [], []
+    with torch.no_grad():
+        cache = model.encode_audio(audio)
+        plain = model(z, t, cache)
+        handles = [block.cross_q.register_forward_hook(lambda m, i, o: seen.append(o.shape))
+                   for block in model.blocks]
+        handles.append(model.register_forward_hook(lambda m, i, o: outer.append(o.shape)))
+        hooked = model(z, t, cache)
+        for handle in handles:
+            handle.remove()
+        assert cpu_step.applies(model, torch.zeros(1, 5, 96), torch.zeros(1, 96), cache)
+    assert len(seen) == model.config.n_layers and len(outer) == 1
+    torch.testing.assert_close(hooked, plain, rtol=1e-5, atol=1e-5)
+    handle = torch.nn.modules.module.register_module_forward_hook(lambda m, i, o: None)
+    try:
+        assert not cpu_step.applies(model, torch.zeros(1, 5, 96), torch.zeros(1, 96), cache)
+    finally:
+        handle.remove()
+
+
 def test_training_still_differentiates_through_the_generic_path():
     model = fast_model().train()
     z, t, audio = inputs(model, 2, 6)

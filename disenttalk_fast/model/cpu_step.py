@@ -12,13 +12,14 @@ kernels built, eager mode with no autograd, shapes the kernels take. Then each k
 call of the op's own launcher (the function behind `ops.<op>` once its checks pass, so the
 launch code is not duplicated) and each projection one `F.linear` on the parameters. Same
 arithmetic, in the same order, as `FastDenoiser.run_blocks`; the tests compare the two.
-Anything `applies` refuses (autograd, torch.compile, autocast, other dtypes or devices) runs
-`FastDenoiser.run_blocks`.
+Anything `applies` refuses (autograd, torch.compile, autocast, other dtypes or devices, a forward
+hook on one of the blocks' modules that the generic loop calls) runs `FastDenoiser.run_blocks`.
 """
 
 from __future__ import annotations
 
 import torch.nn.functional as F
+from torch.nn.modules import module as _torch_module
 
 from disenttalk_fast import _native, backends
 from disenttalk_fast._torch import torch
@@ -54,8 +55,31 @@ def applies(model, h: torch.Tensor, temb: torch.Tensor, cache) -> bool:
         return False
     if len(first.norm.widths) > MAX_NORM_GROUPS:
         return False
+    if _hooked(model):
+        return False
     # Plain tensors in eager mode: no compile, tracing, dispatch mode or functorch transform.
     return _eager.direct_call_ok(h, temb, cache.keys[0], cache.values[0])
+
+
+# The blocks' modules the generic loop calls (so their forward hooks run) and this loop does not.
+_CALLED_MODULES = ("attn_fuse", "tconv", "local_conv", "cross_q", "film")
+# PyTorch's registries of hooks on every module (private; an empty stand-in if one goes away).
+_GLOBAL_HOOKS = tuple(getattr(_torch_module, name, {}) for name in
+                      ("_global_forward_hooks", "_global_forward_pre_hooks"))
+
+
+def _hooked(model) -> bool:
+    """Whether a forward hook (global, or on a module only the generic loop calls) is set: a
+    ~10 µs check, where walking `model.modules()` would take ~130 µs per call."""
+    if any(_GLOBAL_HOOKS):
+        return True
+    for block in model.blocks:
+        modules = block._modules
+        for name in _CALLED_MODULES:
+            m = modules.get(name)
+            if m is not None and (m._forward_hooks or m._forward_pre_hooks):
+                return True
+    return False
 
 
 def run_blocks(model, h: torch.Tensor, temb: torch.Tensor, cache: AudioCache,
