@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from disenttalk_fast import backends, ops
+from disenttalk_fast._bridge import OpInputError
 from disenttalk_fast.model import DisentTalkDenoiser, cpu_step
 from disenttalk_fast.model.fast import FastDenoiser, as_fast
 from disenttalk_fast.sampling import sample
@@ -87,12 +88,27 @@ def test_auto_picks_triton_on_gpus_that_run_it(monkeypatch):
     monkeypatch.delenv(backends.ENV_VAR, raising=False)
     assert model.op_backend(gpu) == "triton"
     assert FastDenoiser(model.config, backend="cuda").op_backend(gpu) == "cuda"
-    assert FastDenoiser(tiny_config(head_dim=8)).op_backend(gpu) == "auto"
+    assert FastDenoiser(tiny_config(head_dim=8)).op_backend(gpu) == "reference"
     monkeypatch.setenv(backends.ENV_VAR, "cuda")
     assert model.op_backend(gpu) == "auto"
     monkeypatch.delenv(backends.ENV_VAR)
     monkeypatch.setattr(fast_module, "_triton_runs_here", lambda device: False)
     assert model.op_backend(gpu) == "auto"
+
+
+def test_auto_runs_head_dims_the_kernels_lack_on_the_reference_ops():
+    """head_dim 8 has no compiled attention kernel: "auto" runs it (on the reference ops) rather
+    than stopping with the kernels' error; an explicit "cpu" still says why it cannot."""
+    ref = reference_model(head_dim=8, d_model=24)
+    fast = FastDenoiser.from_reference(ref)
+    assert fast.op_backend(torch.device("cpu")) == "reference"
+    assert fast.resolved_backend() == "reference"
+    z, t, audio = inputs(ref, 2, 5)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(z, t, fast.encode_audio(audio)),
+                                   ref(z, t, ref.encode_audio(audio)), rtol=1e-5, atol=1e-5)
+        with pytest.raises(OpInputError, match="supports head_dim"):
+            FastDenoiser.from_reference(ref, "cpu")(z, t, ref.encode_audio(audio))
 
 
 @pytest.mark.skipif(not backends.triton_available(), reason="triton not installed")

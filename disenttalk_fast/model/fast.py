@@ -125,11 +125,16 @@ def auto_op_backend(device, head_dim: int) -> str:
     plans narrow to the device, see kernels/shared_memory.py). On an H200 the Triton kernels
     sampled whole clips 1.3-1.4x (fp32) and 3-5.5x (bf16) faster than the CUDA ones
     (benchmarks/results/2026-11-26-h200.md), whose attention runs one thread per query without
-    tensor cores. Otherwise, and whenever DISENTTALK_BACKEND is set, "auto": the ops' own
+    tensor cores. A head_dim the compiled attention kernels are not built for (on the CPU or a
+    CUDA device): "reference", so the model runs on the reference ops instead of stopping at its
+    first attention. Otherwise, and whenever DISENTTALK_BACKEND is set, "auto": the ops' own
     rule."""
-    if (device.type == "cuda" and not os.environ.get(backends.ENV_VAR)
-            and head_dim in HEAD_DIMS["triton"] and _triton_runs_here(device)):
+    if os.environ.get(backends.ENV_VAR):
+        return "auto"
+    if device.type == "cuda" and head_dim in HEAD_DIMS["triton"] and _triton_runs_here(device):
         return "triton"
+    if device.type in ("cpu", "cuda") and head_dim not in HEAD_DIMS[device.type]:
+        return "reference"
     return "auto"
 
 
