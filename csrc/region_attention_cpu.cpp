@@ -76,20 +76,13 @@ struct Projected {
   int64_t H, L, Lk, hd;
 };
 
-// packed[k * ncols + n] = W[n, k], in 8 x 8 blocks: a column-by-column gather (one float per
-// cache line, 288 lines per column for a 96-wide region) cost a quarter of the whole op on a
-// 16-frame streaming window; by blocks each line is read once and its 8 floats used together.
 void pack_weight(const Region& r) {
-  constexpr int64_t kBlock = 8;
-  const int64_t n3 = 3 * r.width, w = r.width;
-  for (int64_t n0 = 0; n0 < n3; n0 += kBlock)
-    for (int64_t k0 = 0; k0 < w; k0 += kBlock) {
-      const int64_t n1 = std::min(n0 + kBlock, n3), k1 = std::min(k0 + kBlock, w);
-      for (int64_t n = n0; n < n1; ++n)
-        for (int64_t k = k0; k < k1; ++k) r.packed[k * r.ncols + n] = r.weight[n * w + k];
-    }
-  for (int64_t k = 0; k < w; ++k)
-    std::fill(r.packed + k * r.ncols + n3, r.packed + (k + 1) * r.ncols, 0.f);
+  const int64_t n3 = 3 * r.width;
+  for (int64_t k = 0; k < r.width; ++k) {
+    float* dst = r.packed + k * r.ncols;
+    for (int64_t n = 0; n < n3; ++n) dst[n] = r.weight[n * r.width + k];
+    std::fill(dst + n3, dst + r.ncols, 0.f);
+  }
 }
 
 // tmp[i * ncols + n] = sum_k x[row_i, offset + k] * W[n, k] for kRows rows (rows past `count`
