@@ -110,7 +110,9 @@ def run_blocks(model, h: torch.Tensor, temb: torch.Tensor, cache: AudioCache,
 
 def _block_final(block, x, audio_k, audio_v, n_audio: int, batch: int) -> torch.Tensor:
     """W_o [F_conv ; F_attn] + b_o of one block for the `batch` rows; x holds them all, or
-    (first block with guidance) the batch / 2 rows both halves share."""
+    (first block with guidance) the batch / 2 rows both halves share. `fast.body_with_null_rows`
+    without the module and op calls (and with n_audio = batch for a cache whose null rows are
+    unknown, where the generic loop runs `block.body`)."""
     qkv = list(block.attn_qkv.values())
     a = _region_attention_cpu(x, [m.weight for m in qkv], [m.bias for m in qkv],
                               block.head_dim, float(block.rope_base))
