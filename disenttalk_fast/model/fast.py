@@ -77,8 +77,8 @@ class FastDenoiser(DisentTalkDenoiser):
         hold B rows that stand for both halves of the cache's batch of 2B (`forward_guided`);
         the first block doubles them after its audio-independent part.
 
-        fp32 CPU inference runs the same arithmetic through `cpu_step`, which launches the C++
-        kernels without the per-op Python of this generic path."""
+        fp32 CPU inference runs the same computation (equal to rounding) through `cpu_step`,
+        which launches the C++ kernels without the per-op Python of this generic path."""
         if cpu_step.applies(self, h, temb, cache):
             return cpu_step.run_blocks(self, h, temb, cache, halves)
         backend = self.op_backend(h.device)
