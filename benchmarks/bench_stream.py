@@ -5,15 +5,15 @@
 
 A default-size model (DisentTalkConfig(): d_model 256, 6 blocks, 64 dims) with random weights —
 compute time does not depend on the weights — as `load_model` builds it: a FastDenoiser for the
-fused backends, the reference DisentTalkDenoiser for "reference". Audio (a synthetic voiced
-signal) is pushed in `--chunk-ms` chunks; each window's wall time is measured inside the
-Streamer. Latency is reported from the start of a frame's audio to its emission in steady state
-(see disenttalk_fast.stream): algorithmic = hop x 40 ms + 2.5 ms mel lookahead + chunk_ms
-(worst-case buffering), compute = mean (and max) wall time of one window, total = algorithmic + mean compute. RTF = compute / hop
-duration; below 1 the stream keeps up with live audio. "cpu ms" is the process CPU time per
-window: on a CPU shared with other jobs the wall time includes waiting for a core, and with one
-torch thread the CPU time approximates the wall time on an idle core ("total(cpu)"). The load
-average is printed before and after so the reader can judge the contention.
+fused backends, the reference DisentTalkDenoiser for "reference". Audio (a synthetic voiced signal)
+is pushed in `--chunk-ms` chunks; each window's wall time is measured inside the Streamer. Latency
+is reported from the start of a frame's audio to its emission in steady state (see
+disenttalk_fast.stream): algorithmic = hop x 40 ms + 2.5 ms mel lookahead + chunk_ms (worst-case
+buffering), compute = mean (and max) wall time of one window, total = algorithmic + mean compute.
+RTF = compute / hop duration; below 1 the stream keeps up with live audio. "cpu ms" is the process
+CPU time per window: on a CPU shared with other jobs the wall time includes waiting for a core, and
+with one torch thread the CPU time approximates the wall time on an idle core ("total(cpu)"). The
+load average is printed before and after so the reader can judge the contention.
 """
 
 from __future__ import annotations
