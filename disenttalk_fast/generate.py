@@ -17,6 +17,9 @@ from raw-space references (eyes from a clip, lip exaggeration, frozen regions).
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import numbers
 import os
 import time
 from pathlib import Path
@@ -25,6 +28,7 @@ import numpy as np
 
 from disenttalk_fast._torch import DTYPES, torch
 from disenttalk_fast.motion import POSE_DIMS, Motion
+from disenttalk_fast.sampling.plan import check_seed
 
 
 # -- model -------------------------------------------------------------------------------------
@@ -40,7 +44,10 @@ def load_model(path, device=None, backend: str = "auto", use_ema: bool = True, d
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got '{dtype}'")
         dtype = DTYPES[dtype]
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if dtype is not None and dtype not in DTYPES.values():
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)} (or the torch dtype), got "
+                         f"{dtype!r}")
+    device = check_device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     ckpt = load_checkpoint(path, map_location=device, use_ema=use_ema, backend=backend)
     if dtype is not None:
         ckpt.model.to(dtype)
@@ -68,8 +75,48 @@ def as_checkpoint(model_or_checkpoint, backend: str | None = None, device=None):
     if backend is not None:
         ckpt.model.backend = backend
     if device is not None:
-        ckpt.model.to(device)
+        ckpt.model.to(check_device(device))
     return ckpt
+
+
+def check_device(device) -> torch.device:
+    """`device` as a torch.device that can hold the model here; else a one-line ValueError."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device: {device!r} is not a device (use 'cpu', 'cuda' or "
+                         f"'cuda:N')") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device: {device!r} asked for, but this PyTorch sees no CUDA GPU")
+    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device: {device!r}, but this machine has "
+                         f"{torch.cuda.device_count()} CUDA GPU(s)")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device: the model runs on 'cpu' or 'cuda', got {device!r}")
+    return dev
+
+
+def on_backend(model, backend: str | None):
+    """`model`, or (for a `backend` other than its own) a shallow copy of it that shares every
+    parameter, buffer, submodule and hook and differs only in `backend`. A per-call backend
+    that never changes the caller's model, so concurrent calls on one model with different
+    backends cannot race."""
+    if backend is None or backend == model.backend:
+        return model
+    view = copy.copy(model)
+    view.backend = backend
+    return view
+
+
+def check_sample_rate(sr, name: str = "sr", optional: bool = True) -> int | None:
+    """A sample rate given as a whole number of Hz (None passes through where `optional`)."""
+    if sr is None and optional:
+        return None
+    whole = isinstance(sr, numbers.Integral) or (isinstance(sr, numbers.Real)
+                                                 and float(sr).is_integer())
+    if isinstance(sr, bool) or not whole:
+        raise ValueError(f"{name} must be a whole number of Hz, got {sr!r}")
+    return int(sr)
 
 
 def _dtype_name(model) -> str:
@@ -175,11 +222,17 @@ def build_control(ckpt, num_frames: int, *, replace_from: dict | None = None,
     """
     from disenttalk_fast.sampling import RegionControl
 
+    if isinstance(num_frames, bool) or not isinstance(num_frames, numbers.Integral) \
+            or num_frames < 1:
+        raise ValueError(f"build_control: num_frames must be an integer >= 1, got {num_frames!r}")
+    if isinstance(freeze, str):   # one region named on its own
+        freeze = (freeze,)
     replace = {}
     for region, ref in (replace_from or {}).items():
         m = _read_reference(ref, f"{region} reference")
         if m.num_dims != ckpt.config.num_dims:
-            raise ValueError(f"{region} reference {ref}: has {m.num_dims} expression dims, the "
+            where = "" if isinstance(ref, Motion) else f" {ref}"
+            raise ValueError(f"{region} reference{where}: has {m.num_dims} expression dims, the "
                              f"model has {ckpt.config.num_dims}")
         z = ckpt.normalize(torch.from_numpy(fit_length(m.exp, num_frames)))
         replace[region] = z
@@ -227,16 +280,21 @@ def generate(model_or_checkpoint, audio, *, sampler: str = "ddim", steps: int | 
     (then no de-normalisation: mean 0, std 1). audio: a file path, a waveform array (at `sr`,
     default 16 kHz), or precomputed features (2L, audio_dim). sampler "ddim" (steps <= T) or
     "ddpm" (all T steps). guidance: classifier-free scale (None = the model's default).
-    backend: the ops backend ("auto", "reference", "cpu", "cuda", "triton") for this call (a
-    model passed in gets its own backend back afterwards); None (default) keeps the model's own,
-    and a checkpoint path is loaded with "auto". pose: None
+    seed: an integer (the same seed on the same device gives the same motion), or None for a
+    fresh random one; either way it is recorded in meta["seed"].
+    backend: the ops backend ("auto", "reference", "cpu", "cuda", "triton") for this call only:
+    a model passed in is not changed (the call runs a view of it sharing its weights, so
+    threads may call one model with different backends at once); None (default) keeps the
+    model's own, and a checkpoint path is loaded with "auto". device: where the model runs;
+    a model passed in is moved there and stays there. pose: None
     (static zeros), a Motion, a motion file or a (L', 6) array. control: a RegionControl in the
     normalised space (see `build_control`). window / overlap: frames per sampling window and
     frames held from the previous one (default: the training window, a fifth of it).
     bounded: run the windows through `Streamer` (audio read block by block, audio encoded
     window by window): memory independent of the length, same result up to float rounding.
     None = automatically for `mel` models on audio longer than BOUNDED_AFTER_S seconds given as
-    a file or waveform (precomputed features and the feature cache use the one-pass path).
+    a file or waveform (precomputed features and the feature cache use the one-pass path;
+    bounded=True with either is an error).
     The result's `meta` records the settings and the wall time.
     """
     from disenttalk_fast.backends import BACKENDS, BackendError
@@ -244,18 +302,17 @@ def generate(model_or_checkpoint, audio, *, sampler: str = "ddim", steps: int | 
     t0 = time.perf_counter()
     if backend is not None and backend not in BACKENDS:
         raise BackendError(f"unknown backend '{backend}' (choose from {', '.join(BACKENDS)})")
+    seed, sr = check_seed(seed), check_sample_rate(sr)
+    if isinstance(steps, numbers.Integral) and not isinstance(steps, bool):
+        steps = int(steps)   # (a numpy integer would not serialise in meta)
     is_path = isinstance(model_or_checkpoint, (str, os.PathLike))
     ckpt = as_checkpoint(model_or_checkpoint, backend if is_path else None, device)
-    previous = ckpt.model.backend
-    if backend is not None:
-        ckpt.model.backend = backend
-    try:
-        return _generate(ckpt, audio, t0, sampler=sampler, steps=steps, guidance=guidance,
-                         seed=seed, pose=pose, control=control, progress=progress,
-                         window=window, overlap=overlap, eta=eta, sr=sr, cache_dir=cache_dir,
-                         hubert_dir=hubert_dir, layer=layer, bounded=bounded)
-    finally:
-        ckpt.model.backend = previous
+    if not is_path:
+        ckpt = dataclasses.replace(ckpt, model=on_backend(ckpt.model, backend))
+    return _generate(ckpt, audio, t0, sampler=sampler, steps=steps, guidance=guidance,
+                     seed=seed, pose=pose, control=control, progress=progress, window=window,
+                     overlap=overlap, eta=eta, sr=sr, cache_dir=cache_dir,
+                     hubert_dir=hubert_dir, layer=layer, bounded=bounded)
 
 
 def _generate(ckpt, audio, t0, *, sampler, steps, guidance, seed, pose, control, progress,
@@ -269,11 +326,15 @@ def _generate(ckpt, audio, t0, *, sampler, steps, guidance, seed, pose, control,
         overlap = default_overlap if overlap is None else overlap
     overlap = window // 5 if overlap is None else overlap
     guidance = ckpt.config.guidance_scale if guidance is None else guidance
+    features = is_feature_array(audio, ckpt.config.audio_dim)
     if bounded is None:
-        bounded = (ckpt.feature_type == "mel" and cache_dir is None
-                   and not is_feature_array(audio, ckpt.config.audio_dim)
+        bounded = (ckpt.feature_type == "mel" and cache_dir is None and not features
                    and _duration(audio, sr) > BOUNDED_AFTER_S)
     if bounded:
+        if features or cache_dir is not None:
+            raise ValueError(f"bounded=True reads audio block by block and takes a file or a "
+                             f"waveform, without cache_dir; got "
+                             f"{'precomputed features' if features else 'cache_dir'}")
         return _generate_bounded(ckpt, audio, sr, t0, sampler=sampler, steps=steps,
                                  guidance=guidance, seed=seed, pose=pose, control=control,
                                  progress=progress, window=window, overlap=overlap, eta=eta)

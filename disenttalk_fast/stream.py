@@ -40,6 +40,8 @@ whole input).
 
 from __future__ import annotations
 
+import numbers
+import os
 import time
 
 import numpy as np
@@ -48,8 +50,10 @@ from disenttalk_fast._torch import torch
 from disenttalk_fast.audio import frames as fr
 from disenttalk_fast.audio.load import AudioConditioner
 from disenttalk_fast.audio.mel import LEFT_CONTEXT, RIGHT_CONTEXT, MelExtractor
-from disenttalk_fast.generate import as_checkpoint, model_device, pose_track
+from disenttalk_fast.generate import (as_checkpoint, check_sample_rate, model_device,
+                                      on_backend, pose_track)
 from disenttalk_fast.motion import Motion
+from disenttalk_fast.sampling.plan import check_seed
 from disenttalk_fast.sampling.windowed import WindowSampler
 
 FRAME_MS = 1000.0 / fr.FPS
@@ -79,8 +83,16 @@ class Streamer:
         from disenttalk_fast.diffusion.guidance import check_guidance
         from disenttalk_fast.sampling import make_plan
 
-        self.ckpt = as_checkpoint(model_or_checkpoint, backend, device)
-        self.model = self.ckpt.model.eval()
+        from disenttalk_fast.backends import BACKENDS, BackendError
+        from disenttalk_fast.sampling import RegionControl
+
+        if backend is not None and backend not in BACKENDS:
+            raise BackendError(f"Streamer: unknown backend '{backend}' (choose from "
+                               f"{', '.join(BACKENDS)})")
+        is_path = isinstance(model_or_checkpoint, (str, os.PathLike))
+        self.ckpt = as_checkpoint(model_or_checkpoint, backend if is_path else None, device)
+        # A model passed in keeps its own backend: the streamer runs a view of it on `backend`.
+        self.model = on_backend(self.ckpt.model, backend).eval()
         if self.ckpt.feature_type != "mel":
             raise ValueError(f"Streamer supports models on 'mel' features; this one uses "
                              f"'{self.ckpt.feature_type}' (HuBERT looks at the whole input)")
@@ -89,8 +101,15 @@ class Streamer:
                 raise ValueError(f"Streamer: {name} must be an integer >= {lo}, got {v!r}")
         if overlap_frames + hop_frames < 2:
             raise ValueError("Streamer: window = overlap_frames + hop_frames must be >= 2")
-        if not 0 < chunk_ms <= 10_000:
-            raise ValueError(f"Streamer: chunk_ms must be in (0, 10000], got {chunk_ms}")
+        if isinstance(chunk_ms, bool) or not isinstance(chunk_ms, numbers.Real) \
+                or not 0 < chunk_ms <= 10_000:
+            raise ValueError(f"Streamer: chunk_ms must be a number in (0, 10000], got "
+                             f"{chunk_ms!r}")
+        if control is not None and not isinstance(control, RegionControl):
+            raise ValueError(f"Streamer: control must be a RegionControl (see build_control), "
+                             f"got {type(control).__name__}")
+        seed = check_seed(seed)
+        sample_rate = check_sample_rate(sample_rate, "Streamer: sample_rate", optional=False)
         self.hop, self.overlap = hop_frames, overlap_frames
         self.window = hop_frames + overlap_frames
         self.chunk_ms = float(chunk_ms)

@@ -5,6 +5,7 @@ import torch
 
 from disenttalk_fast import ops
 from disenttalk_fast.model import AudioCache, DisentTalkDenoiser
+from disenttalk_fast.model.fast import FastDenoiser
 from disenttalk_fast.partition import Partition
 from model_testing import inputs, tiny_config, tiny_model
 
@@ -218,6 +219,12 @@ def test_ablations(changes, absent):
         assert model(z, t, audio).shape == z.shape
 
 
+def guided_cache(model, audio, frames):
+    """The batch-2B cache [conditional; null] guidance builds."""
+    return AudioCache.cat([model.encode_audio(audio),
+                           model.encode_audio(None, batch=audio.shape[0], num_frames=frames)])
+
+
 def test_bad_inputs_give_one_line_errors():
     model = tiny_model()
     z, t, audio = inputs(model, 2, 5)
@@ -227,6 +234,14 @@ def test_bad_inputs_give_one_line_errors():
         (lambda: model(z, t, audio[..., :-1]), "audio features must be"),
         (lambda: model(z, t, audio, null_mask=torch.tensor([True])), "null_mask"),
         (lambda: model(z, t, model.encode_audio(audio[:1])), "audio cache holds batch"),
+        (lambda: model(z, t, model.encode_audio(audio[:, :-2])), "5 frames need 10 audio rows"),
+        (lambda: model(z[:, :4], t, model.encode_audio(audio)), "4 frames need 8 audio rows"),
+        (lambda: model(z[:1], t[:1], guided_cache(model, audio[:1, :8], 4), guided=True),
+         "5 frames need 10 audio rows"),
+        (lambda: FastDenoiser.from_reference(model)(z[:1], t[:1],
+                                                    guided_cache(model, audio[:1, :8], 4),
+                                                    guided=True),
+         "5 frames need 10 audio rows"),
         (lambda: model.encode_audio(None), "needs batch"),
         (lambda: DisentTalkDenoiser(tiny_config(), Partition.contiguous(16, 5, 3)), "partition"),
         (lambda: DisentTalkDenoiser(tiny_config(), backend="gpu"), "unknown backend"),

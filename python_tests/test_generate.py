@@ -106,6 +106,18 @@ def test_region_control(ckpt_path, wav, tmp_path):
     np.testing.assert_allclose(m.exp[:, eye], ref.exp[:31, eye], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(m.exp[:, glob], np.broadcast_to(mean[glob], (31, len(glob))),
                                rtol=1e-5, atol=1e-5)
+    # One region named on its own is that region (not its letters); numpy scalars are numbers.
+    assert set(build_control(ckpt, 31, freeze="global").freeze) == {"global"}
+    assert build_control(ckpt, 31, scale={"lip": np.float32(1.5)}).scales == {"lip": 1.5}
+
+
+def test_build_control_errors_are_one_line(ckpt_path):
+    ckpt = load_model(ckpt_path, "cpu", "reference")
+    with pytest.raises(ValueError, match=r"^eye reference: has 32 expression dims") as info:
+        build_control(ckpt, 31, replace_from={"eye": Motion(np.zeros((5, 32), np.float32))})
+    assert "\n" not in str(info.value)
+    with pytest.raises(ValueError, match="num_frames must be an integer >= 1"):
+        build_control(ckpt, -1, freeze=("global",))
 
 
 @pytest.mark.parametrize("name,fmt", [("out.npz", None), ("out.mat", None), ("out.npy", None),
@@ -208,6 +220,75 @@ def test_backend_is_per_call(wav):
     np.testing.assert_allclose(a.exp, b.exp, rtol=1e-3, atol=1e-3)   # kernels vs reference
     with pytest.raises(BackendError, match="unknown backend"):
         generate(model, wav, steps=2, backend="gpu", progress=False)
+
+
+def test_per_call_backends_on_one_model_do_not_race(wav):
+    """Threads calling one model with different backends: each call runs the backend it asked
+    for and the model's own never changes (it used to be swapped in and out of the model)."""
+    import threading
+
+    model = tiny_model(backend="reference")
+    seen, results = [], {}
+    real = type(model).forward
+
+    def spy(self, *args, **kwargs):   # record the backend each forward actually ran
+        seen.append((threading.current_thread().name, self.backend))
+        return real(self, *args, **kwargs)
+
+    def call(backend):
+        results[backend] = generate(model, wav, steps=3, backend=backend, progress=False)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(type(model), "forward", spy)
+        threads = [threading.Thread(target=call, args=(b,), name=b) for b in ("auto", "cpu")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert model.backend == "reference"
+    assert seen and all(name == backend for name, backend in seen)
+    assert results["auto"].meta["backend"] == "auto" and results["cpu"].meta["backend"] == "cpu"
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"seed": 1.5}, "seed must be an integer"), ({"seed": 2 ** 64}, "seed must be an integer"),
+    ({"sr": "16000"}, "sr must be a whole number"), ({"sr": float("nan")}, "whole number"),
+    ({"device": "meta"}, "runs on 'cpu' or 'cuda'"), ({"device": "bogus"}, "not a device"),
+    ({"bounded": True, "cache_dir": "."}, "bounded=True"),
+])
+def test_generate_argument_errors_are_one_line(wav, kwargs, match):
+    model = tiny_model(backend="reference")
+    audio = wav if "sr" not in kwargs else np.zeros(16000, np.float32)
+    with pytest.raises(ValueError, match=match) as info:
+        generate(model, audio, steps=2, progress=False, **kwargs)
+    assert "\n" not in str(info.value)
+    assert next(model.parameters()).device.type == "cpu"   # not moved by a refused device
+
+
+def test_a_feature_cache_folder_that_is_a_file_is_one_line(wav, tmp_path):
+    (tmp_path / "cache").write_text("not a folder")
+    with pytest.raises(NotADirectoryError, match="feature cache folder is a file"):
+        generate(tiny_model(), wav, steps=2, progress=False, cache_dir=tmp_path / "cache")
+
+
+def test_seed_none_draws_one_and_records_it(wav):
+    model = tiny_model(backend="reference")
+    m = generate(model, wav, steps=2, seed=None, progress=False)
+    again = generate(model, wav, steps=2, seed=m.meta["seed"], progress=False)
+    np.testing.assert_array_equal(m.exp, again.exp)
+    numpy_ints = generate(model, wav, steps=np.int64(2), seed=np.int64(m.meta["seed"]),
+                          progress=False)
+    np.testing.assert_array_equal(m.exp, numpy_ints.exp)
+    assert type(numpy_ints.meta["steps"]) is int
+
+
+def test_bounded_refuses_precomputed_features(ckpt_path, wav):
+    from disenttalk_fast.audio import extract_features
+
+    ckpt = load_model(ckpt_path, "cpu", "reference")
+    feats = extract_features(wav, "mel")
+    with pytest.raises(ValueError, match="precomputed features"):
+        generate(ckpt, feats, steps=2, bounded=True, progress=False)
 
 
 

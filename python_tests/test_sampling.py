@@ -157,6 +157,8 @@ def test_region_control(model):
      "both frozen and replaced"),
     (dict(lip_scale=2.0, freeze={"lip": torch.zeros(12)}), "both scaled and fixed"),
     (dict(lip_scale=float("inf")), "finite number"),
+    (dict(lip_scale=True), "finite number"),
+    (dict(freeze="global"), "freeze must be a dict"),
 ])
 def test_region_control_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -179,6 +181,8 @@ def test_region_control_reference_errors(model):
     (dict(eta=2.0), "eta must be in"),
     (dict(window=8, overlap=8), "overlap must be an integer in"),
     (dict(num_frames=16), "num_frames=16 needs 32 audio rows"),
+    (dict(num_frames=3.5), "num_frames must be an integer >= 1"),
+    (dict(seed=1.5), "seed must be an integer"), (dict(seed=2 ** 64), "seed must be an integer"),
 ])
 def test_bad_arguments_give_one_line_errors(model, kwargs, message):
     with pytest.raises(ValueError, match=message) as info:
@@ -195,6 +199,16 @@ def test_empty_or_broken_audio(model):
         sample(model, torch.full((1, 10, 6), float("nan")))
     with pytest.raises(ValueError, match="num_frames is required"):
         sample(model, None)
+    with pytest.raises(ValueError, match="batch must be an integer >= 1, got 0"):
+        sample(model, None, num_frames=4, batch=0)
+    with pytest.raises(ValueError, match="an AudioCache or None, got str"):
+        sample(model, "speech.wav")
+
+
+def test_numpy_features_sample_as_tensors(model):
+    a = sample(model, AUDIO, steps=2, seed=1)
+    b = sample(model, AUDIO.numpy(), steps=2, seed=1)
+    assert torch.equal(a, b)
 
 
 def test_a_precomputed_audio_cache_gives_the_same_motion(model):

@@ -120,3 +120,24 @@ def test_stream_errors(model):
     hub = tiny_model(feature_type="hubert", audio_dim=32)
     with pytest.raises(ValueError, match="mel"):
         Streamer(hub)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"control": {"lip": 1.2}}, "control must be a RegionControl"),
+    ({"chunk_ms": "20"}, "chunk_ms must be a number"), ({"sample_rate": 44100.7}, "whole number"),
+    ({"sample_rate": None}, "whole number"), ({"seed": -1}, "seed must be an integer"),
+    ({"backend": "foo"}, "unknown backend"),
+])
+def test_stream_argument_errors_at_construction(model, kwargs, match):
+    with pytest.raises((ValueError, RuntimeError), match=match) as info:
+        Streamer(model, **kwargs)
+    assert "\n" not in str(info.value)
+    assert model.backend == "reference"
+
+
+def test_stream_backend_leaves_the_model_alone(model):
+    x = speech_like(0.5)
+    s, parts = stream(model, x, [1000], backend="cpu")
+    assert s.model.backend == "cpu" and model.backend == "reference"
+    _, ref = stream(model, x, [1000])
+    close(np.concatenate([p.exp for p in parts]), np.concatenate([p.exp for p in ref]))

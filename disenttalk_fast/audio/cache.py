@@ -41,6 +41,8 @@ class FeatureCache:
 
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
+        if self.folder.exists() and not self.folder.is_dir():
+            raise NotADirectoryError(f"{self.folder}: the feature cache folder is a file")
         self.hits = 0
         self.misses = 0
 

@@ -200,6 +200,7 @@ class DisentTalkDenoiser(nn.Module):
         if cache.batch != B or cache.num_layers != len(self.blocks):
             raise ValueError(f"DisentTalkDenoiser: audio cache holds batch {cache.batch} and "
                              f"{cache.num_layers} blocks, expected {B} and {len(self.blocks)}")
+        self._check_rows(cache, L)
         dtype = self.out_proj.weight.dtype
         temb = F.silu(self.time_embed(t))
         h = self.project_input(z_t.to(dtype))
@@ -223,6 +224,13 @@ class DisentTalkDenoiser(nn.Module):
         return self.out_proj(self.out_norm(h))
 
     # -- input checks (one-line errors) ----------------------------------------------------------
+    @staticmethod
+    def _check_rows(cache: AudioCache, frames: int) -> None:
+        if cache.num_rows != ROWS_PER_FRAME * frames:   # 50 Hz audio rows, 2 per 25 fps frame
+            raise ValueError(f"DisentTalkDenoiser: {frames} frames need "
+                             f"{ROWS_PER_FRAME * frames} audio rows, the audio has "
+                             f"{cache.num_rows}")
+
     def _check_z(self, z_t) -> None:
         if not isinstance(z_t, torch.Tensor) or z_t.dim() != 3 \
                 or z_t.shape[-1] != self.config.num_dims or z_t.shape[1] < 1:

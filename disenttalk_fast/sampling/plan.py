@@ -11,6 +11,8 @@ so the per-step function (`disenttalk_fast.sampling.step.DenoiseStep`) is one pu
 
 from __future__ import annotations
 
+import numbers
+import secrets
 from dataclasses import dataclass, fields
 
 from disenttalk_fast._torch import torch
@@ -40,10 +42,22 @@ class SamplingPlan:
 
 
 def check_steps(steps, timesteps: int) -> int:
-    if isinstance(steps, bool) or not isinstance(steps, int):
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral):
         raise ValueError(f"steps must be an integer, got {steps!r}")
+    steps = int(steps)
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     if steps > timesteps:
         raise ValueError(f"steps={steps} exceeds the model's T={timesteps} diffusion steps")
     return steps
+
+
+def check_seed(seed) -> int:
+    """An integer seed for torch.Generator.manual_seed (0 <= seed < 2**64); None draws a fresh
+    one (generate records it in the result's meta["seed"])."""
+    if seed is None:
+        return secrets.randbits(63)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) \
+            or not 0 <= int(seed) < 2 ** 64:
+        raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
+    return int(seed)

@@ -22,6 +22,7 @@ How each is applied, and why:
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 
 from disenttalk_fast._torch import torch
@@ -47,13 +48,17 @@ class RegionControl:
     def __post_init__(self):
         scales = {k: v for k, v in (("lip", self.lip_scale), ("eye", self.eye_scale),
                                     ("global", self.global_scale)) if v is not None}
+        for what in ("scale", "freeze", "replace"):
+            if not isinstance(getattr(self, what), dict):
+                raise ValueError(f"RegionControl: {what} must be a dict region -> value, got "
+                                 f"{type(getattr(self, what)).__name__}")
         for k, v in dict(self.scale).items():
             _check_region(k, "RegionControl scale")
             if k in scales and scales[k] != v:
                 raise ValueError(f"RegionControl: region {k!r} given two different scales")
             scales[k] = v
         for k, v in scales.items():
-            if not isinstance(v, (int, float)) or not math.isfinite(v):
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
                 raise ValueError(f"RegionControl: scale of {k!r} must be a finite number, got {v!r}")
         self.scales = {k: float(v) for k, v in scales.items()}
         for k in self.freeze:

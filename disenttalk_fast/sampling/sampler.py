@@ -12,12 +12,17 @@ the model's device, so the same seed on the same device gives the same motion.
 
 from __future__ import annotations
 
+import numbers
+
+import numpy as np
+
 from disenttalk_fast._torch import torch
 from disenttalk_fast.diffusion.gaussian import GaussianDiffusion
 from disenttalk_fast.diffusion.guidance import GuidedEps, check_guidance
 from disenttalk_fast.sampling.ddim import ddim_plan
 from disenttalk_fast.sampling.ddpm import ddpm_plan
-from disenttalk_fast.sampling.plan import check_steps
+from disenttalk_fast.model.audio_cache import AudioCache
+from disenttalk_fast.sampling.plan import check_seed, check_steps
 from disenttalk_fast.sampling.region_control import RegionControl
 from disenttalk_fast.sampling.windowed import WindowSampler, check_window, sample_windowed
 
@@ -44,14 +49,20 @@ def _cache_shape(cache) -> tuple[int, int]:
     return int(cache.batch), int(cache.num_rows) // 2  # 2 audio rows per frame
 
 
+def _count(n, name: str) -> int:
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {n!r}")
+    return int(n)
+
+
 def prepare_audio(model, audio, num_frames: int | None, batch: int | None, device):
     """-> (cond cache or None, batch, num_frames). audio: features (2L, D) / (B, 2L, D), an
     AudioCache from model.encode_audio, or None (unconditional: num_frames needed)."""
     if audio is None:
         if num_frames is None:
             raise ValueError("num_frames is required when no audio is given")
-        return None, int(batch or 1), int(num_frames)
-    if not isinstance(audio, torch.Tensor):  # an AudioCache
+        return None, _count(1 if batch is None else batch, "batch"), _count(num_frames, "num_frames")
+    if isinstance(audio, AudioCache):
         b, n = _cache_shape(audio)
         if num_frames is not None and num_frames != n:
             if num_frames > n:
@@ -59,6 +70,12 @@ def prepare_audio(model, audio, num_frames: int | None, batch: int | None, devic
             audio = audio.window(0, num_frames)
             n = num_frames
         return audio, b, n
+    if not isinstance(audio, torch.Tensor):
+        try:   # numpy arrays and nested lists of numbers
+            audio = torch.as_tensor(np.asarray(audio, dtype=np.float32))
+        except (TypeError, ValueError):
+            raise ValueError(f"audio must be features (rows, dim) / (batch, rows, dim), an "
+                             f"AudioCache or None, got {type(audio).__name__}") from None
     if audio.dim() == 2:
         audio = audio[None]
     if audio.dim() != 3:
@@ -69,7 +86,7 @@ def prepare_audio(model, audio, num_frames: int | None, batch: int | None, devic
         raise ValueError(f"audio is empty: {rows} feature rows (need 2 rows per frame, >= 1 frame)")
     if not torch.isfinite(audio).all():
         raise ValueError("audio features hold NaN or inf")
-    n = rows // 2 if num_frames is None else int(num_frames)
+    n = rows // 2 if num_frames is None else _count(num_frames, "num_frames")
     if n < 1 or 2 * n > rows:
         raise ValueError(f"num_frames={n} needs {2 * n} audio rows, the audio has {rows}")
     audio = audio[:, : 2 * n].to(device=device, dtype=torch.float32)
@@ -157,7 +174,7 @@ class Sampler:
                 eps_fn = GuidedEps(model, cond, null, guidance)
                 partition = model.partition
                 known = control.known(partition, b, n, device) if control is not None else None
-                generator = torch.Generator(device=device).manual_seed(int(seed))
+                generator = torch.Generator(device=device).manual_seed(check_seed(seed))
                 kept = self._sampler_on(device, generator)
                 out = sample_windowed(eps_fn, kept.plan, batch=b, num_frames=n,
                                       num_dims=partition.num_dims, window=window,
