@@ -63,7 +63,8 @@ def as_checkpoint(model_or_checkpoint, backend: str | None = None, device=None):
         return load_model(model_or_checkpoint, device, backend or "auto")
     if isinstance(model_or_checkpoint, Checkpoint):
         ckpt = model_or_checkpoint
-    elif isinstance(model_or_checkpoint, torch.nn.Module) and hasattr(model_or_checkpoint, "config"):
+    elif isinstance(model_or_checkpoint, torch.nn.Module) and hasattr(model_or_checkpoint,
+                                                                      "config"):
         m = model_or_checkpoint
         n = m.config.num_dims
         ckpt = Checkpoint(config=m.config, partition=m.partition, model=m,
@@ -352,7 +353,8 @@ def _generate(ckpt, audio, t0, *, sampler, steps, guidance, seed, pose, control,
     exp = ckpt.denormalize(z[0].float()).cpu().numpy()
     seconds = time.perf_counter() - t0
     meta = {"sampler": sampler, "steps": steps, "guidance": float(guidance), "seed": int(seed),
-            "window": int(window), "overlap": int(overlap), "backend": getattr(model, "backend", None),
+            "window": int(window), "overlap": int(overlap),
+            "backend": getattr(model, "backend", None),
             "dtype": _dtype_name(model),
             "feature": ckpt.feature_type, "seconds": round(seconds, 4),
             "feature_seconds": round(t_feat - t0, 4)}
@@ -374,13 +376,20 @@ def _duration(audio, sr) -> float:
             return duration_seconds(audio)
         except (ValueError, OSError):
             return 0.0   # the regular path reports the problem
-    shape = getattr(audio, "shape", None)
-    return shape[0] / (sr or 16000) if shape else 0.0
+    if getattr(audio, "shape", None) is None:
+        return 0.0
+    from disenttalk_fast.audio.load import AudioError, as_array, channels_last
+
+    try:   # (channels, samples) arrays count their samples, not their channels
+        return channels_last(as_array(audio), "audio").shape[0] / (sr or 16000)
+    except AudioError:
+        return 0.0   # the regular path reports the problem
 
 
 def _audio_blocks(audio, sr):
     """(sample rate, iterator of raw sample blocks) for a file or a waveform array."""
-    from disenttalk_fast.audio.load import BLOCK, AudioError, duration_seconds
+    from disenttalk_fast.audio.load import (BLOCK, AudioError, as_array, channels_last,
+                                            duration_seconds)
 
     if isinstance(audio, (str, os.PathLike)):
         import soundfile as sf
@@ -399,7 +408,7 @@ def _audio_blocks(audio, sr):
             except RuntimeError as exc:
                 raise AudioError(f"{path}: decoding failed part-way ({exc})") from None
         return rate, blocks()
-    x = audio.detach().cpu().numpy() if hasattr(audio, "detach") else np.asarray(audio)
+    x = channels_last(as_array(audio), f"audio array {tuple(np.shape(audio))}")
     return (sr or 16000), (x[i:i + BLOCK] for i in range(0, x.shape[0], BLOCK))
 
 

@@ -2,7 +2,7 @@
 
     from disenttalk_fast.stream import Streamer
     s = Streamer("model.safetensors", hop_frames=4, overlap_frames=12, steps=10)
-    for pcm in microphone_chunks():             # any size (10-500 ms), int16 or float, mono/stereo
+    for pcm in microphone_chunks():             # any size (10-500 ms), int16 / float, <= 8 channels
         motion = s.push(pcm)                     # Motion of the frames that became final (maybe 0)
         engine.play(motion.exp, motion.pose)
     engine.play(*s.flush())                      # end of speech: the remaining frames
@@ -275,16 +275,12 @@ class Streamer:
 
     # -- public API ------------------------------------------------------------------------------
     def push(self, pcm) -> Motion:
-        """Feed PCM samples ((n,) or (n, channels), float in [-1, 1] or integer) at the
-        streamer's sample_rate; returns the motion frames that became final (possibly none)."""
+        """Feed PCM samples at the streamer's sample_rate: (n,), (n, channels) or (channels, n)
+        with at most 8 channels (`load_audio`'s layout rule), float in [-1, 1] or integer PCM.
+        Returns the motion frames that became final (possibly none)."""
         if self.finished:
             raise RuntimeError("Streamer: push() after flush(); call reset() to start again")
-        x = np.asarray(pcm.detach().cpu() if hasattr(pcm, "detach") else pcm)
-        if x.dtype.kind in "iu":
-            from disenttalk_fast.audio.load import _int_to_float
-
-            x = _int_to_float(x)
-        self._add_samples(self.conditioner.push(x))
+        self._add_samples(self.conditioner.push(pcm))
         # Row r is final once samples up to 320 r + 360 have arrived.
         avail = self._total_samples - RIGHT_CONTEXT
         self._compute_rows(max(0, avail // fr.ROW_HOP) if avail >= 0 else 0)

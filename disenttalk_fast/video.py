@@ -3,15 +3,21 @@ that common players open.
 
 - The video track is made exactly as long as the audio (to the nearest frame): missing frames
   repeat the last one, extra frames are dropped (a warning when that is more than 2 frames).
-- Audio: a file path (any format soundfile reads; mixed down to mono) or a float array of
-  samples with `sample_rate`. Rates AAC cannot store are resampled to 48 kHz. `audio=None`
-  writes a silent (video-only) file.
+- Audio: a file path (any format soundfile reads; mixed down to mono) or an array / tensor of
+  samples with `sample_rate` (8000-384000 Hz), read as `load_audio` reads arrays: (n,),
+  (n, channels) or (channels, n) with at most 8 channels, float in [-1, 1] or integer PCM, mixed
+  down to mono; unlike `load_audio` it keeps its own rate. Rates AAC cannot store are resampled
+  to 48 kHz. `audio=None` writes a silent (video-only) file.
+- `path` must end in .mp4, .m4v or .mov: the content is always MP4, and another name (.avi,
+  .mkv) would promise a container it is not.
 - The file is written to a temporary name beside `path` and renamed into place only when
   complete, so an error never leaves a partial file behind.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 import warnings
 from fractions import Fraction
@@ -20,17 +26,25 @@ from pathlib import Path
 import numpy as np
 
 from disenttalk_fast._atomic import atomic_output
+from disenttalk_fast.audio.load import MAX_RATE, MIN_RATE, mono
 
 AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
+SUFFIXES = (".mp4", ".m4v", ".mov")   # names whose readers expect MP4 content
+MAX_CRF = 51                          # libx264's crf range is 0..51
+AAC_BITRATES = (8_000, 512_000)       # bit/s; the AAC encoder takes these at 8-96 kHz (tested)
 
 
 def write_video(frames, audio, path, fps: float = 25, *, sample_rate: int | None = None,
                 crf: int = 18, audio_bitrate: int = 128_000) -> Path:
     """Write `frames` (F, H, W, 3) uint8 with `audio` to `path`; returns the path."""
     path = Path(path)
+    if path.suffix.lower() not in SUFFIXES:
+        raise ValueError(f"{path}: write_video writes MP4 (H.264 + AAC); the name must end in "
+                         f"{' / '.join(SUFFIXES)}")
     frames = _check_frames(frames)
-    if not (isinstance(fps, (int, float)) and 0 < fps <= 240):
-        raise ValueError(f"write_video: fps must be in (0, 240], got {fps!r}")
+    fps = _check_args(fps, crf, audio_bitrate)
+    if sample_rate is not None:
+        sample_rate = _check_rate(sample_rate)
     samples, rate = (None, None) if audio is None else _load_audio(audio, sample_rate)
     if samples is not None:
         frames = _conform(frames, round(len(samples) / rate * fps))
@@ -56,6 +70,34 @@ def _check_frames(frames) -> np.ndarray:
     return np.ascontiguousarray(frames)
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _check_args(fps, crf, audio_bitrate) -> float:
+    # numbers.Real, so that numpy scalars (np.float32(25)) pass; bool is not a frame rate.
+    if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not math.isfinite(fps) \
+            or not 0 < fps <= 240:
+        raise ValueError(f"write_video: fps must be a number in (0, 240], got {fps!r}")
+    if not (_is_int(crf) and 0 <= crf <= MAX_CRF):
+        raise ValueError(f"write_video: crf must be an integer in 0..{MAX_CRF} (libx264), "
+                         f"got {crf!r}")
+    lo, hi = AAC_BITRATES
+    if not (_is_int(audio_bitrate) and lo <= audio_bitrate <= hi):
+        raise ValueError(f"write_video: audio_bitrate must be an integer in {lo}..{hi} bit/s, "
+                         f"got {audio_bitrate!r}")
+    return float(fps)  # Fraction() in _encode takes float, not np.float32
+
+
+def _check_rate(sample_rate) -> int:
+    whole = isinstance(sample_rate, numbers.Real) and not isinstance(sample_rate, bool) \
+        and float(sample_rate).is_integer()
+    if not (whole and MIN_RATE <= sample_rate <= MAX_RATE):
+        raise ValueError(f"write_video: sample_rate must be a whole number of Hz in "
+                         f"{MIN_RATE}..{MAX_RATE}, got {sample_rate!r}")
+    return int(sample_rate)
+
+
 def _load_audio(audio, sample_rate):
     if isinstance(audio, (str, os.PathLike)):
         import soundfile as sf
@@ -73,16 +115,10 @@ def _load_audio(audio, sample_rate):
                              f"{rate} Hz (leave sample_rate out for files)")
         name = str(apath)
     else:
-        if hasattr(audio, "detach"):
-            audio = audio.detach().cpu().numpy()
-        samples = np.asarray(audio, dtype=np.float32)
-        if samples.ndim == 2 and 1 in samples.shape:
-            samples = samples.ravel()
-        if samples.ndim != 1:
-            raise ValueError(f"write_video: audio must be mono samples (N,), got {samples.shape}")
         if sample_rate is None:
             raise ValueError("write_video: pass sample_rate= with an audio array")
-        rate, name = int(sample_rate), "audio"
+        # load_audio's array handling (layout, integer PCM, mixdown), but not its resampling.
+        samples, rate, name = mono(audio, "write_video: audio"), sample_rate, "audio"
     if len(samples) == 0:
         raise ValueError(f"{name}: the audio is empty")
     if not np.isfinite(samples).all():

@@ -70,6 +70,101 @@ def test_array_inputs_and_int_pcm():
     check_tone(load_audio(tone(44100), sr=44100), 0.5, tol_amp=0.03)
 
 
+def stereo(x, first):
+    """(2, n) or (n, 2): the tone in channel 0, silence in channel 1 (the mean halves it)."""
+    return np.stack([x, np.zeros_like(x)], 0 if first else 1)
+
+
+@pytest.mark.parametrize("layout", ["(2, n)", "(n, 2)", "(1, n)", "(n, 1)", "(6, n)",
+                                    "(2, n) int16", "(2, n) torch"])
+def test_channels_first_and_last_arrays(layout):
+    # torchaudio gives (channels, samples), soundfile (samples, channels): the short axis of
+    # <= 8 is the channels, whichever it is.
+    x = tone(22050)
+    if layout.startswith("(6, n)"):
+        arr, amp = np.concatenate([x[None], np.zeros((5, x.size), np.float32)]), 0.5 / 6
+    elif layout in ("(1, n)", "(n, 1)"):
+        arr, amp = (x[None] if layout == "(1, n)" else x[:, None]), 0.5
+    else:
+        arr, amp = stereo(x, first=layout.startswith("(2, n)")), 0.25
+    if layout.endswith("int16"):
+        arr = (arr * 32767).astype(np.int16)
+    if layout.endswith("torch"):
+        import torch
+
+        arr = torch.from_numpy(arr)
+    check_tone(load_audio(arr, sr=22050), 0.5, amp=amp, tol_amp=0.01)
+
+
+def test_tiny_arrays_are_samples_by_channels():
+    # Both axes <= 8 is ambiguous: documented as (samples, channels).
+    assert load_audio(np.zeros((4, 2), np.float32)).shape == (4,)
+    assert load_audio(np.zeros((2, 5), np.float32)).shape == (2,)
+
+
+@pytest.mark.parametrize("shape", [(50, 80), (80, 50), (9, 9)])
+def test_no_axis_can_be_channels(shape):
+    with pytest.raises(AudioError) as info:
+        load_audio(np.zeros(shape, np.float32))
+    msg = str(info.value)
+    assert str(shape) in msg and "(channels, samples)" in msg and "\n" not in msg
+
+
+def test_file_with_more_than_eight_channels_still_loads(tmp_path):
+    # The layout rule is for arrays; a file says its own channel count.
+    path = tmp_path / "many.wav"
+    x = tone(16000, channels=12)
+    x[:, 1:] = 0
+    sf.write(path, x, 16000)
+    check_tone(load_audio(path), 0.5, amp=0.5 / 12, tol_amp=0.01)
+
+
+def test_conditioner_push_reads_channels_first_blocks():
+    x = tone(44100)
+    want = load_audio(x, sr=44100)
+    cond = AudioConditioner(44100)
+    both = stereo(x, first=True) * 2        # the mean of (2x, 0) is x
+    parts = [cond.push(both[:, i:i + 4410]) for i in range(0, x.size, 4410)]
+    parts.append(cond.flush())
+    np.testing.assert_allclose(np.concatenate(parts), want, atol=1e-6)
+
+
+@pytest.mark.parametrize("bad,message", [
+    (np.zeros(100, bool), "expected numeric samples, got dtype bool"),
+    (np.zeros(100, np.complex64), "complex samples are not audio"),
+    (np.zeros((50, 80), np.float32), "at most 8 channels, got (50, 80)"),
+])
+def test_conditioner_push_rejects_what_load_audio_rejects(bad, message):
+    import warnings
+
+    for call in (lambda: load_audio(bad), lambda: AudioConditioner(16000, "stream").push(bad)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")      # a ComplexWarning is not an error message
+            with pytest.raises(AudioError) as info:
+                call()
+        assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_generate_and_stream_read_channels_first_audio():
+    from generate_testing import tiny_model
+
+    from disenttalk_fast.generate import generate
+    from disenttalk_fast.stream import Streamer
+
+    model = tiny_model(seed=1)
+    x = tone(16000, seconds=1.0)
+    kw = dict(steps=2, seed=3, window=8, overlap=4, progress=False)
+    mono_motion = generate(model, x, **kw)
+    both = stereo(x, first=True) * 2
+    motion = generate(model, both, **kw)
+    assert motion.num_frames == mono_motion.num_frames == 25
+    np.testing.assert_allclose(motion.exp, mono_motion.exp, atol=1e-5)
+    s = Streamer(model, hop_frames=4, overlap_frames=4, steps=2, seed=3)
+    parts = [s.push(both[:, i:i + 3200]) for i in range(0, x.size, 3200)]
+    parts.append(s.flush())
+    assert sum(p.num_frames for p in parts) == 25
+
+
 def test_chunking_does_not_change_the_result():
     rng = np.random.default_rng(0)
     x = rng.standard_normal(44100).astype(np.float32) * 0.2 + 0.1

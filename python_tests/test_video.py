@@ -62,8 +62,8 @@ def test_video_is_conformed_to_the_audio_length(tmp_path, n_frames):
 
 
 def test_odd_rate_is_resampled_and_silent_video_works(tmp_path):
-    out = write_video(np.zeros((5, 16, 16, 3), np.uint8), tone(0.2, 7000), tmp_path / "c.mp4",
-                      sample_rate=7000)
+    out = write_video(np.zeros((5, 16, 16, 3), np.uint8), tone(0.2, 10000), tmp_path / "c.mp4",
+                      sample_rate=10000)
     info = probe(out)
     assert info["sample_rate"] == 48000 and len(info["frames"]) == 5
     silent = probe(write_video(np.zeros((4, 16, 16, 3), np.uint8), None, tmp_path / "d.mp4"))
@@ -75,10 +75,22 @@ def test_odd_rate_is_resampled_and_silent_video_works(tmp_path):
     (np.zeros((3, 16, 16, 3), np.float32), None, {}, "frames must be uint8"),
     (np.zeros((3, 15, 16, 3), np.uint8), None, {}, "even width and height"),
     (np.zeros((3, 16, 16, 3), np.uint8), np.zeros(100), {}, "pass sample_rate="),
-    (np.zeros((3, 16, 16, 3), np.uint8), np.zeros((2, 100)), dict(sample_rate=16000),
-     "audio must be mono"),
+    (np.zeros((3, 16, 16, 3), np.uint8), np.zeros((50, 80)), dict(sample_rate=16000),
+     "at most 8 channels, got (50, 80)"),
+    (np.zeros((3, 16, 16, 3), np.uint8), np.zeros(100, bool), dict(sample_rate=16000),
+     "expected numeric samples, got dtype bool"),
     (np.zeros((3, 16, 16, 3), np.uint8), np.zeros(0), dict(sample_rate=16000), "audio is empty"),
     (np.zeros((3, 16, 16, 3), np.uint8), None, dict(fps=0), "fps must be"),
+    (np.zeros((3, 16, 16, 3), np.uint8), None, dict(fps=float("nan")), "fps must be"),
+    (np.zeros((3, 16, 16, 3), np.uint8), None, dict(fps=True), "fps must be"),
+    *[(np.zeros((3, 16, 16, 3), np.uint8), np.zeros(1600), dict(sample_rate=sr),
+       "sample_rate must be a whole number of Hz in 8000..384000")
+      for sr in (0, -5, 1, 7999, 384001, 16000.5, True, "16000")],
+    *[(np.zeros((3, 16, 16, 3), np.uint8), np.zeros(1600), dict(sample_rate=16000, crf=crf),
+       "crf must be an integer in 0..51") for crf in (-1, 52, 100, 18.5, None)],
+    *[(np.zeros((3, 16, 16, 3), np.uint8), np.zeros(1600),
+       dict(sample_rate=16000, audio_bitrate=b), "audio_bitrate must be an integer in 8000..512000")
+      for b in (-1, 0, 7999, 512_001, 128e3)],
 ])
 def test_bad_inputs_give_one_line_errors_and_no_file(tmp_path, frames, audio, kw, message):
     out = tmp_path / "bad.mp4"
@@ -86,6 +98,55 @@ def test_bad_inputs_give_one_line_errors_and_no_file(tmp_path, frames, audio, kw
         write_video(frames, audio, out, **kw)
     assert message in str(info.value) and "\n" not in str(info.value)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["out.avi", "out.mkv", "out.webm", "out"])
+def test_non_mp4_names_are_refused(tmp_path, name):
+    # The content is always MP4: an .avi name would promise a container it is not.
+    with pytest.raises(ValueError) as info:
+        write_video(np.zeros((2, 16, 16, 3), np.uint8), None, tmp_path / name)
+    msg = str(info.value)
+    assert name in msg and ".mp4" in msg and "\n" not in msg
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_mp4_family_names_and_numpy_scalars_are_accepted(tmp_path):
+    frames = np.zeros((5, 16, 16, 3), np.uint8)
+    for name in ("a.m4v", "b.MOV", "c.Mp4"):
+        assert probe(write_video(frames, None, tmp_path / name))["codec"] == "h264"
+    info = probe(write_video(frames, tone(0.2), tmp_path / "d.mp4", fps=np.float32(25),
+                             sample_rate=np.int64(16000), crf=np.int32(30)))
+    assert info["fps"] == 25 and info["sample_rate"] == 16000 and len(info["frames"]) == 5
+
+
+def decoded_audio(path):
+    with av.open(str(path)) as c:
+        return np.concatenate([f.to_ndarray().ravel() for f in c.decode(audio=0)])
+
+
+@pytest.mark.parametrize("layout", ["(n,) float", "(n,) int16", "(n, 2) int16", "(2, n) float",
+                                    "(2, n) torch"])
+def test_audio_arrays_are_read_as_load_audio_reads_them(tmp_path, layout):
+    # Integer PCM is scaled (not clipped to full-scale noise), stereo either way round is mixed
+    # down: the tone comes out at its level (stereo (2x, 0) averages to x).
+    x = tone(1.0)
+    if layout.startswith("(n,)"):
+        arr, amp = x, 0.3
+    else:
+        arr, amp = np.stack([2 * x, np.zeros_like(x)], 0 if layout.startswith("(2, n)") else 1), 0.3
+    if layout.endswith("int16"):
+        arr = (arr * 32767).astype(np.int16)
+    if layout.endswith("torch"):
+        import torch
+
+        arr = torch.from_numpy(arr)
+    out = write_video(np.zeros((25, 16, 16, 3), np.uint8), arr, tmp_path / "a.mp4",
+                      sample_rate=16000)
+    y = decoded_audio(out)
+    mid = y[y.size // 4: 3 * y.size // 4]
+    assert abs(np.sqrt(2 * np.mean(mid ** 2)) - amp) < 0.02
+    spec = np.abs(np.fft.rfft(mid))
+    assert abs(np.argmax(spec) * 16000 / mid.size - 330) < 5
 
 
 def test_missing_audio_file_and_folder(tmp_path):

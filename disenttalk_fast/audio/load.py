@@ -3,7 +3,8 @@
 What happens to the samples, in order (the same steps, with the same state, run in `Streamer`, so
 offline and streamed audio are processed identically):
 
-1. decode to float in [-1, 1) (soundfile scales every integer bit depth for us);
+1. decode to float in [-1, 1) (soundfile scales every integer bit depth for us; integer arrays
+   are scaled the same way: int16 / 32768, uint8 (x - 128) / 128, ...);
 2. mix the channels down to mono by averaging them;
 3. NaN / inf samples are set to 0 (a file where no sample is finite is an error);
 4. resample to 16 kHz with soxr (HQ) through `soxr.ResampleStream`, block by block;
@@ -12,6 +13,13 @@ offline and streamed audio are processed identically):
    "subtract the mean" so that a stream, which never sees the whole signal, does the same thing;
 6. clip to [-1, 1]: float files may exceed full scale and resampling a clipped (saturated)
    recording overshoots; the clipped fraction is kept on the loader (`clipped_fraction`).
+
+Array layout (`channels_last`, the one rule for `load_audio`, `Streamer.push` and
+`write_video`): soundfile gives (samples, channels), torchaudio (channels, samples), and both are
+accepted. (n,) is mono. A 2-D array whose one axis is at most `MAX_CHANNELS` (8) and whose other
+axis is longer has its channels on the short axis, so (n, 2), (2, n), (n, 1) and (1, n) all work.
+Tiny arrays with both axes <= 8 (a few samples of a stream) are read as (samples, channels). An
+array with both axes > 8 (a (50, 80) feature matrix, say) is an error, not a guess.
 
 The file is read in blocks of `BLOCK` frames, so memory holds the 16 kHz output (10 minutes =
 38 MB) plus one block, never the whole decoded source at its original rate and channel count.
@@ -28,6 +36,7 @@ from disenttalk_fast.audio.frames import SAMPLE_RATE
 
 MIN_RATE = 8000
 MAX_RATE = 384000
+MAX_CHANNELS = 8         # arrays: the most channels an axis may hold (see "Array layout")
 BLOCK = 1 << 16          # source frames per read
 DC_POLE = 0.995
 
@@ -39,8 +48,9 @@ class AudioError(ValueError):
 class AudioConditioner:
     """Stateful steps 2-6 above: push blocks of source samples, get 16 kHz mono float32 out.
 
-    `push(block)` takes (n,) or (n, channels) samples already scaled to [-1, 1]; `flush()` returns
-    the resampler's tail once the input has ended. Chunk boundaries do not change the result.
+    `push(block)` takes samples as `mono` does ((n,), (n, channels) or (channels, n), float in
+    [-1, 1] or integer PCM); `flush()` returns the resampler's tail once the input has ended.
+    Chunk boundaries do not change the result.
     """
 
     def __init__(self, source_rate: int, name: str = "audio"):
@@ -63,13 +73,7 @@ class AudioConditioner:
         self.clipped_samples = 0
 
     def push(self, block, last: bool = False) -> np.ndarray:
-        x = np.asarray(block)
-        if x.ndim == 2:
-            x = x.mean(axis=1, dtype=np.float64) if x.shape[1] > 1 else x[:, 0]
-        elif x.ndim != 1:
-            raise AudioError(f"{self.name}: expected samples of shape (n,) or (n, channels), "
-                             f"got {x.shape}")
-        x = np.asarray(x, dtype=np.float32)
+        x = mono(block, self.name)
         finite = np.isfinite(x)
         n_finite = int(finite.sum())
         if n_finite != x.size:
@@ -141,19 +145,52 @@ def _int_to_float(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def _from_array(source, sr: int | None) -> np.ndarray:
+def as_array(source) -> np.ndarray:
     if hasattr(source, "detach"):  # a torch tensor
         source = source.detach().cpu().numpy()
-    x = np.asarray(source)
-    name = f"audio array {tuple(x.shape)}"
+    return np.asarray(source)
+
+
+def channels_last(x: np.ndarray, name: str) -> np.ndarray:
+    """Numeric samples `x` as (samples,) or (samples, channels), by the module docstring's
+    "Array layout" rule (a view, no copy); a one-line AudioError naming `name` otherwise."""
     if x.dtype == object or not (np.issubdtype(x.dtype, np.number)):
         raise AudioError(f"{name}: expected numeric samples, got dtype {x.dtype}")
     if np.iscomplexobj(x):
         raise AudioError(f"{name}: complex samples are not audio")
-    if x.ndim not in (1, 2):
-        raise AudioError(f"{name}: expected shape (samples,) or (samples, channels)")
+    if x.size == 0:  # (0, 2), (2, 0), ...: no samples whatever the layout
+        return x.reshape(0)
+    # A second axis of <= 8 is channels: the first is either longer or also tiny, and tiny
+    # arrays are (samples, channels). Otherwise a first axis of <= 8 is: (channels, samples).
+    if x.ndim == 1 or (x.ndim == 2 and x.shape[1] <= MAX_CHANNELS):
+        return x
+    if x.ndim == 2 and x.shape[0] <= MAX_CHANNELS:
+        return x.T
+    raise AudioError(f"{name}: expected shape (samples,), (samples, channels) or (channels, "
+                     f"samples) with at most {MAX_CHANNELS} channels, got {x.shape}")
+
+
+def _mixdown(x: np.ndarray) -> np.ndarray:
+    """(n,) or (n, channels) float -> (n,) float32, the channels averaged."""
+    if x.ndim == 2:
+        x = x.mean(axis=1, dtype=np.float64) if x.shape[1] > 1 else x[:, 0]
+    return np.asarray(x, dtype=np.float32)
+
+
+def mono(source, name: str) -> np.ndarray:
+    """An audio array / tensor -> (n,) float32 at its own rate: the numeric check, the layout
+    rule, integer PCM scaling and the mixdown (steps 1-2); no resampling or filtering, which is
+    what `write_video` wants (it keeps the source rate)."""
+    return _mixdown(_int_to_float(channels_last(as_array(source), name)))
+
+
+def _from_array(source, sr: int | None) -> np.ndarray:
+    x = as_array(source)
+    name = f"audio array {tuple(x.shape)}"
+    # Orient once, so the row blocks below are (samples, channels) blocks.
+    x = channels_last(x, name)
     cond = AudioConditioner(SAMPLE_RATE if sr is None else sr, name)
-    out = [cond.push(_int_to_float(x[i:i + BLOCK * 4])) for i in range(0, x.shape[0], BLOCK * 4)]
+    out = [cond.push(x[i:i + BLOCK * 4]) for i in range(0, x.shape[0], BLOCK * 4)]
     out.append(cond.flush())
     cond.check_content()
     return np.concatenate(out).astype(np.float32, copy=False)
@@ -183,7 +220,8 @@ def _from_file(path: Path, sr: int | None) -> np.ndarray:
         out = []
         try:
             for block in f.blocks(blocksize=BLOCK, dtype="float32", always_2d=True):
-                out.append(cond.push(block))
+                # The layout is known here: a file may have more than MAX_CHANNELS channels.
+                out.append(cond.push(_mixdown(block)))
         except Exception as exc:
             raise AudioError(f"{name}: decoding failed part-way ({exc})") from None
         out.append(cond.flush())
@@ -195,9 +233,11 @@ def load_audio(source, sr: int | None = None) -> np.ndarray:
     """Load `source` as float32 mono 16 kHz samples in [-1, 1] (see the module docstring).
 
     `source`: a path (str / PathLike) to any file soundfile reads (WAV, FLAC, OGG, AIFF, MP3
-    with libsndfile >= 1.1, ...), or an array / tensor of shape (samples,) or (samples, channels),
-    float in [-1, 1] or integer PCM. `sr` is the array's sample rate (default 16000); for a file
-    it is read from the file, and a different `sr` is an error.
+    with libsndfile >= 1.1, ...), or an array / tensor of shape (samples,), (samples, channels)
+    or (channels, samples) with at most 8 channels, float in [-1, 1] or integer PCM. The channel
+    axis is the short one of at most 8; an array with both axes <= 8 is read as (samples,
+    channels), one with both > 8 is an error. `sr` is the array's sample rate (default 16000);
+    for a file it is read from the file, and a different `sr` is an error.
     """
     if isinstance(source, (str, os.PathLike)):
         return _from_file(Path(source), sr)
