@@ -141,3 +141,93 @@ def test_fused_cpu_vertex_stage_matches_pytorch(face, shade):
         s_ref, a_ref = _prepare_torch(*args)
         torch.testing.assert_close(s_cpu, s_ref, atol=2e-3, rtol=1e-5)
         torch.testing.assert_close(a_cpu, a_ref, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+@pytest.mark.parametrize("shading", ["vertex", "pixel"])
+def test_per_frame_id_and_tex_match_frame_by_frame(face, backend, shading):
+    # Regression: per-frame tex was computed for all frames and handed whole to every batch (the
+    # C++ kernel reused the first batch's rows); per-frame id was not sliced at all.
+    if backend == "cpu" and not _native.cpu_available():
+        pytest.skip("C++ kernels not built")
+    F = 5
+    rng = np.random.default_rng(0)
+    exp = rng.normal(size=(F, 64)).astype(np.float32) * 0.5
+    id_ = rng.normal(size=(F, face.id_dims)).astype(np.float32) * 0.5
+    tex = rng.normal(size=(F, face.tex_dims)).astype(np.float32) * 0.5
+    common = dict(backend=backend, shading=shading)
+    batched = render(exp, face, 24, id=id_, tex=tex, batch_size=2, **common)
+    single = np.concatenate([render(exp[i], face, 24, id=id_[i], tex=tex[i], **common)
+                             for i in range(F)])
+    np.testing.assert_array_equal(batched, single)
+    # A shared (K,) tex / id is the same as repeating it per frame.
+    shared = render(exp, face, 24, id=id_[0], tex=tex[0], batch_size=2, **common)
+    repeated = render(exp, face, 24, id=np.repeat(id_[:1], F, 0), tex=np.repeat(tex[:1], F, 0),
+                      batch_size=2, **common)
+    np.testing.assert_array_equal(shared, repeated)
+
+
+def test_integral_numpy_sizes_and_array_background_colour(face):
+    exp = np.zeros((3, 64), np.float32)
+    want = render(exp, face, 32, supersample=2, batch_size=2, background=(0.1, 0.2, 0.3))
+    got = render(exp, face, np.int64(32), supersample=np.int32(2), batch_size=np.int64(2),
+                 background=np.array([0.1, 0.2, 0.3]))
+    np.testing.assert_array_equal(got, want)
+    got = render(exp, face, 32, supersample=2, batch_size=2,
+                 background=torch.tensor([0.1, 0.2, 0.3]))
+    np.testing.assert_array_equal(got, want)
+
+
+def test_float_background_image_is_taken_as_0_to_1(face):
+    exp = np.zeros((1, 64), np.float32)
+    as_float = render(exp, face, 32, background=np.full((32, 32, 3), 0.5, np.float32))
+    as_uint8 = render(exp, face, 32, background=np.full((32, 32, 3), 128, np.uint8))
+    assert (as_float[0, 0, 0] == 128).all()
+    np.testing.assert_array_equal(as_float, as_uint8)
+
+
+def test_huge_expression_is_an_error_not_black_frames(face):
+    # Regression: exp = 1e30 blew the mesh up past float32's range for normals: NaN colours gave
+    # all-black frames (the giant mesh covered every pixel, so no background either).
+    with pytest.raises(ValueError) as info:
+        render(np.full((1, 64), 1e30, np.float32), face, 32)
+    assert str(info.value).startswith("render:") and "exp" in str(info.value)
+    assert "\n" not in str(info.value)
+    # Large but sensible coefficients still render.
+    render(np.full((1, 64), 5.0, np.float32), face, 32)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(batch_size=0), "batch_size must be a positive int"),
+    (dict(batch_size=-1), "batch_size must be a positive int"),
+    (dict(batch_size=2.0), "batch_size must be a positive int"),
+    (dict(batch_size=True), "batch_size must be a positive int"),
+    (dict(size=True), "size must be an int"),
+    (dict(size=32.0), "size must be an int"),
+    (dict(supersample=np.float64(2)), "supersample must be a positive int"),
+    (dict(id=np.zeros((3, 80))), "id must be (80,) or (2, 80)"),
+    (dict(id=np.zeros(79)), "id must be (80,) or (2, 80)"),
+    (dict(tex=np.zeros((3, 80))), "tex must be (80,) or (2, 80)"),
+    (dict(tex=np.full(80, np.nan)), "tex contains NaN"),
+    (dict(id=np.full((2, 80), np.inf)), "id contains NaN"),
+    (dict(id="x"), "id must be"),
+    (dict(background=(np.nan, 0.0, 0.0)), "background contains NaN"),
+    (dict(background=np.full((32, 32, 3), np.inf)), "background contains NaN"),
+    (dict(background=(0.0, 0.0, 2.0)), "background colour must be in [0, 1]"),
+    (dict(background=(0, 0, 255)), "background colour must be in [0, 1]"),
+    (dict(background=np.full((32, 32, 3), 255.0)), "float background image must be in [0, 1]"),
+    (dict(background=(0.1, 0.2)), "background must be"),
+    (dict(background="red"), "background must be"),
+    (dict(gamma=np.full(27, np.nan)), "gamma contains NaN"),
+    (dict(gamma=np.full((2, 27), np.inf)), "gamma contains NaN"),
+    (dict(gamma=1.0), "gamma must be"),
+    (dict(face_model="x.mat"), "face_model must be a MorphableModel"),
+    (dict(id=np.full(80, 1e35)), "too large"),
+])
+def test_bad_inputs_more(face, kwargs, message):
+    args = dict(motion=np.zeros((2, 64), np.float32), face_model=face, size=32)
+    args.update(kwargs)
+    with pytest.raises(ValueError) as info:
+        render(args.pop("motion"), args.pop("face_model"), **args)
+    text = str(info.value)
+    assert text.startswith("render:") and message in text and "\n" not in text

@@ -42,11 +42,17 @@ def sh_basis(normals: torch.Tensor) -> torch.Tensor:
 
 def as_gamma(gamma, frames: int, device) -> torch.Tensor:
     """None | (27,) | (F, 27) -> (F, 3, 9) with the ambient baseline added."""
-    g = torch.as_tensor(DEFAULT_GAMMA if gamma is None else gamma, dtype=torch.float32,
-                        device=device)
-    if g.shape[-1] != 27 or g.dim() not in (1, 2) or (g.dim() == 2 and g.shape[0] != frames):
-        raise ValueError(f"gamma must be (27,) or ({frames}, 27) SH coefficients, "
-                         f"got shape {tuple(g.shape)}")
+    try:
+        g = torch.as_tensor(DEFAULT_GAMMA if gamma is None else gamma, dtype=torch.float32,
+                            device=device)
+    except (TypeError, ValueError):  # not numbers, or ragged
+        g = None
+    if g is None or g.shape not in ((27,), (frames, 27)):
+        got = f"shape {tuple(g.shape)}" if g is not None else type(gamma).__name__
+        raise ValueError(f"render: gamma must be (27,) or ({frames}, 27) SH coefficients, "
+                         f"got {got}")
+    if not torch.isfinite(g).all():  # (NaN / inf light gives garbage colours, no error)
+        raise ValueError("render: gamma contains NaN or infinite values")
     g = g.reshape(-1, 3, 9).expand(frames, 3, 9).clone()
     g[:, :, 0] += AMBIENT
     return g

@@ -11,6 +11,8 @@ highlights on coarse meshes, a little slower).
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from disenttalk_fast import _bridge, _native
@@ -19,6 +21,10 @@ from disenttalk_fast.render import camera, lighting
 from disenttalk_fast.render.rasterize import rasterize, resolve_backend
 
 DEFAULT_BACKGROUND = (0.33, 0.36, 0.42)
+# Largest |vertex coordinate| rendered, in model units (a BFM face spans about 2, the camera is 10
+# away). Far beyond it float32 cannot shade the mesh: the edge cross products behind the normals
+# overflow, so normals collapse to zero (C++ kernel) or NaN and every pixel came out black.
+MAX_EXTENT = 1e6
 
 
 def vertex_normals(verts: torch.Tensor, tris: torch.Tensor) -> torch.Tensor:
@@ -40,23 +46,31 @@ def render(motion, face_model=None, size: int = 256, *, pose=None, id=None, tex=
     motion: a `Motion` (its exp and pose are used), or exp coefficients (F, K) / (K,) as a numpy
     array or tensor. face_model: a MorphableModel (default: the built-in face). pose: (F, 6) or
     (6,) angles (radians) + translation, overriding the motion's. id / tex: identity / albedo
-    coefficients. gamma: 27 SH lighting coefficients (Deep3DFaceRecon layout) or (F, 27).
-    background: RGB in [0, 1] or a uint8 image (size, size, 3). supersample: render at k times
-    the size and average (anti-aliasing). Returns uint8 (F, size, size, 3).
+    coefficients, (K,) for every frame or (F, K) per frame. gamma: 27 SH lighting coefficients
+    (Deep3DFaceRecon layout) or (F, 27). background: an RGB colour (3 numbers in [0, 1]) or an
+    image (size, size, 3): uint8 in 0..255, or float in [0, 1]. supersample: render at k times
+    the size and average (anti-aliasing). batch_size: frames rendered at once. Returns uint8
+    (F, size, size, 3).
+
+    Bad arguments raise a one-line ValueError, as do exp / id coefficients so large that the face
+    reaches beyond MAX_EXTENT model units (a face spans about 2): float32 cannot shade such a mesh,
+    and it would have rendered as black frames.
     """
     from disenttalk_fast.facemodel.morphable import MorphableModel
 
+    if face_model is not None and not isinstance(face_model, MorphableModel):
+        raise ValueError(f"render: face_model must be a MorphableModel (e.g. "
+                         f"MorphableModel.from_bfm(path)), got {type(face_model).__name__}")
+    if shading not in ("vertex", "pixel"):
+        raise ValueError(f"render: shading must be 'vertex' or 'pixel', got {shading!r}")
+    size = _int(size, "size", "an int >= 8", 8)
+    supersample = _int(supersample, "supersample", "a positive int", 1)
+    batch_size = _int(batch_size, "batch_size", "a positive int", 1)
     model = face_model if face_model is not None else MorphableModel.builtin()
     exp, motion_pose = _unpack(motion)
     if exp.shape[-1] != model.exp_dims:
         raise ValueError(f"render: motion has {exp.shape[-1]} expression dims but the face model "
                          f"'{model.name}' has {model.exp_dims}")
-    if shading not in ("vertex", "pixel"):
-        raise ValueError(f"render: shading must be 'vertex' or 'pixel', got {shading!r}")
-    if not isinstance(size, int) or size < 8:
-        raise ValueError(f"render: size must be an int >= 8, got {size!r}")
-    if not isinstance(supersample, int) or supersample < 1:
-        raise ValueError(f"render: supersample must be a positive int, got {supersample!r}")
     dev = torch.device(device) if device is not None else model.device
     if model.device != dev:
         model = model.to(dev)
@@ -67,19 +81,30 @@ def render(motion, face_model=None, size: int = 256, *, pose=None, id=None, tex=
     pose_t = _pose(pose if pose is not None else motion_pose, F, dev)
     if not torch.isfinite(pose_t).all():
         raise ValueError("render: the pose contains NaN or infinite values")
+    if tex is not None and model.tex_dims == 0:
+        raise ValueError(f"render: tex given but the face model '{model.name}' has no albedo basis")
+    id_t = _coeffs(id, "id", model.id_dims, F, dev)
+    tex_t = _coeffs(tex, "tex", model.tex_dims, F, dev)
     gamma_t = lighting.as_gamma(gamma, F, dev)
     bg = _background(background, size, dev)
     frames = np.empty((F, size, size, 3), np.uint8)
     tris = model.triangles
     tris32 = tris.to(torch.int32)
-    albedo = model.albedo(tex)
+    # A shared (or no) tex gives one albedo for all frames; per-frame tex is evaluated per batch.
+    albedo = model.albedo(tex_t) if tex_t is None or tex_t.dim() == 1 else None
     render_size = size * supersample
     which = resolve_backend(backend, dev)
     for start in range(0, F, batch_size):
         sl = slice(start, min(F, start + batch_size))
-        verts = model.vertices(exp[sl], id)
+        verts = model.vertices(exp[sl], _batch(id_t, sl))
+        lo, hi = torch.aminmax(verts)  # (cheap, unlike isfinite().all(); NaN fails the test too)
+        if not float(torch.maximum(-lo, hi)) <= MAX_EXTENT:
+            coeffs = "exp" if id_t is None else "exp / id"
+            raise ValueError(f"render: the {coeffs} coefficients are too large: the face geometry "
+                             f"is not finite or reaches beyond {MAX_EXTENT:g} model units")
         prepare = _prepare_cpu if which == "cpu" else _prepare_torch
-        screen, attrs = prepare(verts, tris, tris32, albedo, pose_t[sl], gamma_t[sl],
+        batch_albedo = albedo if albedo is not None else model.albedo(tex_t[sl])
+        screen, attrs = prepare(verts, tris, tris32, batch_albedo, pose_t[sl], gamma_t[sl],
                                 render_size, shading == "vertex")
         image, tri_id = rasterize(screen, tris32, attrs, render_size, render_size, backend=which)
         if shading == "pixel":
@@ -148,11 +173,49 @@ def _unpack(motion):
     return exp, None
 
 
+def _int(value, name, what, low):
+    """`value` as an int >= low: any integral number (np.int64 included), but not a bool."""
+    try:
+        n = None if isinstance(value, (bool, np.bool_)) else operator.index(value)
+    except TypeError:
+        n = None
+    if n is None or n < low:
+        raise ValueError(f"render: {name} must be {what}, got {value!r}")
+    return n
+
+
+def _tensor(x, name, dev):
+    """A float32 tensor on `dev` from a tensor, array or (nested) sequence of numbers."""
+    if not isinstance(x, torch.Tensor):
+        try:
+            x = torch.as_tensor(np.asarray(x, np.float32))
+        except (TypeError, ValueError):  # not numbers, or ragged
+            raise ValueError(f"render: {name} must be numbers, got {type(x).__name__}") from None
+    return x.to(device=dev, dtype=torch.float32)
+
+
+def _coeffs(x, name, dims, frames, dev):
+    """id / tex coefficients: None, (dims,) for every frame or (frames, dims) per frame."""
+    if x is None:
+        return None
+    t = _tensor(x, name, dev)
+    if t.shape not in ((dims,), (frames, dims)):
+        raise ValueError(f"render: {name} must be ({dims},) or ({frames}, {dims}) coefficients, "
+                         f"got shape {tuple(t.shape)}")
+    if not torch.isfinite(t).all():
+        raise ValueError(f"render: {name} contains NaN or infinite values")
+    return t
+
+
+def _batch(coeffs, sl):
+    """The batch's rows of per-frame (F, K) coefficients; shared (K,) ones (or None) as is."""
+    return coeffs[sl] if coeffs is not None and coeffs.dim() == 2 else coeffs
+
+
 def _pose(pose, frames, dev):
     if pose is None:
         return torch.zeros((frames, 6), device=dev)
-    p = torch.as_tensor(np.asarray(pose, np.float32) if not isinstance(pose, torch.Tensor)
-                        else pose, dtype=torch.float32, device=dev)
+    p = _tensor(pose, "pose", dev)
     if p.dim() == 1:
         p = p[None].expand(frames, -1)
     if p.shape != (frames, 6):
@@ -161,10 +224,27 @@ def _pose(pose, frames, dev):
 
 
 def _background(background, size, dev):
-    if isinstance(background, (tuple, list)) and len(background) == 3:
-        return torch.tensor(background, dtype=torch.float32, device=dev)
-    img = np.asarray(background)
-    if img.shape != (size, size, 3):
-        raise ValueError(f"render: background must be an RGB triple in [0, 1] or a "
-                         f"({size}, {size}, 3) uint8 image, got shape {img.shape}")
-    return torch.as_tensor(img.astype(np.float32) / 255.0, device=dev)
+    """An RGB colour (3 numbers in [0, 1]) -> (3,), or an image (size, size, 3) -> the same in
+    [0, 1]: an integer (uint8) image is 0..255, a float image is taken as already in [0, 1]."""
+    if isinstance(background, torch.Tensor):
+        background = background.detach().cpu().numpy()
+    try:
+        img = np.asarray(background)
+    except ValueError:  # ragged nesting
+        img = np.asarray(None)
+    if img.shape not in ((3,), (size, size, 3)) or img.dtype.kind not in "iuf":
+        got = f"dtype {img.dtype}" if img.shape in ((3,), (size, size, 3)) else f"shape {img.shape}"
+        raise ValueError(f"render: background must be an RGB colour (3 numbers in [0, 1]) or a "
+                         f"({size}, {size}, 3) image, got {got}")
+    if img.ndim == 3 and img.dtype.kind in "iu":
+        if img.min() < 0 or img.max() > 255:
+            raise ValueError("render: an integer background image must be in 0..255")
+        return torch.as_tensor(img.astype(np.float32) / 255.0, device=dev)
+    img = img.astype(np.float32)
+    if not np.isfinite(img).all():
+        raise ValueError("render: background contains NaN or infinite values")
+    if img.min() < 0.0 or img.max() > 1.0:
+        what = ("background colour must be in [0, 1]" if img.ndim == 1 else
+                "a float background image must be in [0, 1] (a uint8 image is 0..255)")
+        raise ValueError(f"render: {what}, got values in [{img.min():g}, {img.max():g}]")
+    return torch.as_tensor(img, device=dev)
