@@ -230,6 +230,9 @@ def _take(path: Path, tensors: dict, prefix: str, expected: dict, required: bool
         if got.dtype != want.dtype:
             raise CheckpointError(f"{path}: tensor {prefix + key!r} has dtype {got.dtype}, "
                                   f"expected {want.dtype}")
+        if got.is_floating_point() and not torch.isfinite(got).all():
+            raise CheckpointError(f"{path}: tensor {prefix + key!r} holds NaN or inf "
+                                  f"(a diverged training run?)")
     surplus = sorted(set(found) - set(expected))
     if surplus:
         raise CheckpointError(f"{path}: unexpected tensor {prefix + surplus[0]!r} for this config")

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+from pathlib import Path
 
 # name -> module in disenttalk_fast.commands; each module has add_parser(subparsers) and run(args).
 COMMANDS = {
@@ -28,6 +30,42 @@ class UserError(Exception):
     """An error caused by input the user can fix; printed as one line."""
 
 
+# The longest output file name: the atomic writers add a dot prefix and a ~16-byte temporary
+# suffix to it, and most file systems allow 255 bytes.
+MAX_NAME_BYTES = 230
+
+
+def check_output_file(path) -> Path:
+    """`path` as a Path, or a one-line UserError now, before any work, for an output file that
+    could not be written at the end: a missing or read-only folder, a directory in its place,
+    a name too long."""
+    out = Path(path)
+    folder = out.parent
+    if len(out.name.encode()) > MAX_NAME_BYTES:   # (first: stat() itself fails on such a name)
+        raise UserError(f"{out.name[:40]}...: file name too long ({len(out.name.encode())} "
+                        f"bytes, at most {MAX_NAME_BYTES})")
+    if not folder.is_dir():
+        raise UserError(f"{out}: folder {folder} does not exist")
+    if out.is_dir():
+        raise UserError(f"{out}: is a directory (give a file name)")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"{out}: folder {folder} is not writable")
+    return out
+
+
+def check_device_arg(device, flag: str = "--device"):
+    """--device checked up front (None passes through): a one-line UserError for a device this
+    machine lacks, instead of torch's assertion when the model is moved."""
+    if device is None:
+        return None
+    from disenttalk_fast.generate import check_device
+
+    try:
+        return str(check_device(device))
+    except ValueError as exc:
+        raise UserError(f"{flag} {exc}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="disenttalk", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -42,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)
-    except (UserError, ValueError, FileNotFoundError, RuntimeError) as exc:
+    # OSError: the file system's own refusals (a full disk, a permission lost mid-run) still
+    # name the path in one line.
+    except (UserError, ValueError, OSError, RuntimeError) as exc:
         print(f"disenttalk {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -18,6 +18,14 @@ FEATURE_TYPES = ("mel", "hubert")
 SCHEDULES = ("linear", "cosine")
 
 
+# Ceilings far above any real model, so that a config read from a file (a checkpoint's metadata)
+# cannot make the library build an absurd model: n_layers = 10**12 would hang, allocating.
+SIZE_LIMITS = {"num_dims": 4096, "d_model": 16384, "head_dim": 1024, "n_layers": 1024,
+               "local_kernel": 1023, "lookahead": 100_000, "audio_dim": 16384,
+               "audio_layers": 1024, "audio_kernel": 1023, "timesteps": 100_000,
+               "batch_size": 1_000_000, "window": 1_000_000}
+
+
 @dataclass(frozen=True)
 class DisentTalkConfig:
     # -- motion representation (DESIGN section 3) --------------------------------------------
@@ -84,6 +92,9 @@ class DisentTalkConfig:
         for name in ("lookahead", "audio_layers"):
             if getattr(self, name) < 0:
                 _fail(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name, limit in SIZE_LIMITS.items():
+            if getattr(self, name) > limit:
+                _fail(f"{name} = {getattr(self, name)} is beyond the supported {limit}")
         if self.k_lip + self.k_eye >= self.num_dims:
             _fail(f"k_lip + k_eye = {self.k_lip + self.k_eye} leaves no global dims of "
                   f"num_dims = {self.num_dims}")
@@ -100,6 +111,8 @@ class DisentTalkConfig:
         if (not isinstance(dil, tuple) or not dil
                 or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dil)):
             _fail(f"dilations must be a non-empty list of integers >= 1, got {dil!r}")
+        if max(dil) > 4096 or len(dil) > 64:
+            _fail(f"dilations {dil!r} are beyond the supported 64 values of at most 4096")
         if self.local_kernel % 2 == 0:
             _fail(f"local_kernel must be odd ('same' padding), got {self.local_kernel}")
         if self.feature_type not in FEATURE_TYPES:

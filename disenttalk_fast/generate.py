@@ -350,7 +350,7 @@ def _generate(ckpt, audio, t0, *, sampler, steps, guidance, seed, pose, control,
                    overlap=overlap, progress=bar)
     finally:
         bar.close()
-    exp = ckpt.denormalize(z[0].float()).cpu().numpy()
+    exp = _check_finite(ckpt.denormalize(z[0].float()).cpu().numpy(), guidance)
     seconds = time.perf_counter() - t0
     meta = {"sampler": sampler, "steps": steps, "guidance": float(guidance), "seed": int(seed),
             "window": int(window), "overlap": int(overlap),
@@ -361,6 +361,14 @@ def _generate(ckpt, audio, t0, *, sampler, steps, guidance, seed, pose, control,
     if isinstance(audio, (str, os.PathLike)):
         meta["audio"] = str(Path(audio))
     return Motion(exp, pose_track(pose, num_frames), 25.0, ckpt.partition, meta)
+
+
+def _check_finite(exp: np.ndarray, guidance: float) -> np.ndarray:
+    """The generated motion, or a one-line error instead of handing out NaN / inf frames."""
+    if not np.isfinite(exp).all():
+        raise ValueError(f"the generated motion is not finite (guidance {guidance:g}: a scale "
+                         f"far beyond the trained 1-5 overflows float32)")
+    return exp
 
 
 # -- bounded-memory path (long audio) ------------------------------------------------------------
@@ -431,7 +439,7 @@ def _generate_bounded(ckpt, audio, sr, t0, *, sampler, steps, guidance, seed, po
         parts.append(stream.flush())
     finally:
         bar.close()
-    exp = np.concatenate([p.exp for p in parts])
+    exp = _check_finite(np.concatenate([p.exp for p in parts]), guidance)
     pose_arr = np.concatenate([p.pose for p in parts])
     seconds = time.perf_counter() - t0
     meta = {"sampler": sampler, "steps": steps, "guidance": float(guidance), "seed": int(seed),

@@ -13,6 +13,7 @@ partition JSON). It loads with `allow_pickle=False`.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,9 +43,13 @@ class Motion:
             if self.pose.shape != (self.exp.shape[0], POSE_DIMS):
                 raise ValueError(f"Motion.pose must be ({self.exp.shape[0]}, {POSE_DIMS}) to match "
                                  f"exp, got {self.pose.shape}")
-        if not self.fps > 0:
-            raise ValueError(f"Motion.fps must be > 0, got {self.fps}")
-        self.fps = float(self.fps)
+        try:
+            fps = float(self.fps)
+        except (TypeError, ValueError):
+            raise ValueError(f"Motion.fps must be a number, got {self.fps!r}") from None
+        if not (math.isfinite(fps) and fps > 0):  # inf / NaN fps make every duration meaningless
+            raise ValueError(f"Motion.fps must be finite and > 0, got {self.fps}")
+        self.fps = fps
         if self.partition is not None and self.partition.num_dims != self.exp.shape[1]:
             raise ValueError(f"Motion partition covers {self.partition.num_dims} dims but exp has "
                              f"{self.exp.shape[1]}")
@@ -100,7 +105,10 @@ class Motion:
             raise ValueError(f"{path}: not a readable .npz motion file ({exc})") from None
         if "exp" not in data:
             raise ValueError(f"{path}: missing array 'exp' (has: {', '.join(data) or 'nothing'})")
-        version = int(data.get("format_version", FORMAT_VERSION))
+        try:
+            version = _scalar(data, "format_version", FORMAT_VERSION, int)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
         if version > FORMAT_VERSION:
             raise ValueError(f"{path}: motion format version {version} is newer than this "
                              f"library reads ({FORMAT_VERSION})")
@@ -112,7 +120,7 @@ class Motion:
             exp = data["exp"]
             if exp.ndim != 2 or not np.issubdtype(exp.dtype, np.floating):
                 raise ValueError(f"'exp' must be a 2-d float array, got {exp.dtype} {exp.shape}")
-            return cls(exp, data.get("pose"), float(data.get("fps", 25.0)), partition, meta)
+            return cls(exp, data.get("pose"), _scalar(data, "fps", 25.0, float), partition, meta)
         except ValueError as exc:
             msg = str(exc)
             raise ValueError(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None
@@ -122,3 +130,16 @@ def _as_numpy(x):
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
     return np.asarray(x)
+
+
+def _scalar(data: dict, key: str, default, kind):
+    """A one-number field of an .npz motion as `kind`; a one-line ValueError naming the key."""
+    if key not in data:
+        return default
+    value = data[key]
+    try:
+        if value.ndim != 0:
+            raise TypeError
+        return kind(value.item())
+    except (TypeError, ValueError):
+        raise ValueError(f"'{key}' must be one number, got {value.dtype} {value.shape}") from None

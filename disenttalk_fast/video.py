@@ -77,8 +77,8 @@ def _is_int(v) -> bool:
 def _check_args(fps, crf, audio_bitrate) -> float:
     # numbers.Real, so that numpy scalars (np.float32(25)) pass; bool is not a frame rate.
     if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not math.isfinite(fps) \
-            or not 0 < fps <= 240:
-        raise ValueError(f"write_video: fps must be a number in (0, 240], got {fps!r}")
+            or not 1 <= fps <= 240:   # (below 1 fps the mp4 time base rounds the rate to 0)
+        raise ValueError(f"write_video: fps must be a number in [1, 240], got {fps!r}")
     if not (_is_int(crf) and 0 <= crf <= MAX_CRF):
         raise ValueError(f"write_video: crf must be an integer in 0..{MAX_CRF} (libx264), "
                          f"got {crf!r}")

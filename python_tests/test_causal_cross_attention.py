@@ -1,6 +1,9 @@
 """causal_cross_attention: every backend against the reference over edge-case shapes, the
 causality property, opcheck, gradients through the recompute backward, and one-line errors."""
 
+import re
+
+import numpy as np
 import pytest
 import torch
 
@@ -126,6 +129,21 @@ def test_bad_inputs_give_one_line_errors():
         ops.causal_cross_attention(q[..., :24], k[..., :24], v[..., :24], backend="cpu")
     with pytest.raises(OpInputError, match="backend 'cpu' supports float32"):
         ops.causal_cross_attention(q.half(), k.half(), v.half(), backend="cpu")
+
+
+@pytest.mark.parametrize("backend,device,dtype", backend_cases(include_reference=True))
+def test_lookahead_must_be_a_non_negative_int_on_every_backend(backend, device, dtype):
+    # The kernels used to truncate a fractional lookahead that the reference's mask used as is.
+    q, k, v = make((1, 3, 6, 2, 32, 0), dtype, device)
+    for bad in (0.5, 1.0, None, True, "1"):
+        with pytest.raises(OpInputError, match=re.escape(f"lookahead must be an int, got {bad!r}")):
+            ops.causal_cross_attention(q, k, v, bad, backend=backend)
+    with pytest.raises(OpInputError, match="lookahead must be >= 0, got -1"):
+        ops.causal_cross_attention(q, k, v, -1, backend=backend)
+    with pytest.raises(OpInputError, match="q must be a floating-point tensor, got torch.int64"):
+        ops.causal_cross_attention(q.long(), k.long(), v.long(), backend=backend)
+    out = ops.causal_cross_attention(q, k, v, np.int64(1), backend=backend)
+    assert torch.equal(out, ops.causal_cross_attention(q, k, v, 1, backend=backend))
 
 
 @pytest.mark.skipif(not backends.triton_available(), reason="triton not installed")

@@ -138,6 +138,11 @@ def test_bad_files_give_one_line_errors(tmp_path, saved):
     one_line_error(rewrite(path, tmp_path / "f.safetensors", partition="{"), "not valid JSON")
     one_line_error(rewrite(path, tmp_path / "g.safetensors", stats=None), "no 'stats'")
     one_line_error(rewrite(path, tmp_path / "h.safetensors", format_version="9"), "version 9")
+    nan = lambda d: {**d, key: torch.full_like(d[key], float("nan"))}  # noqa: E731
+    one_line_error(rewrite(path, tmp_path / "i.safetensors", nan), "holds NaN or inf")
+    huge_cfg = json.dumps({**cfg, "n_layers": 10 ** 12})   # would hang building the model
+    one_line_error(rewrite(path, tmp_path / "j.safetensors", config=huge_cfg),
+                   "n_layers = 1000000000000 is beyond the supported 1024")
 
 
 def test_bad_save_arguments(tmp_path):

@@ -2,7 +2,6 @@
 corpus folder (datasets + edits) that `disenttalk disentangle` must recover the lip / eye dims
 from."""
 
-import json
 import random
 
 import numpy as np

@@ -4,7 +4,6 @@ video and sound (checked here with a tiny checkpoint so the test stays fast)."""
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile as sf
 
 from disenttalk_fast.cli import main

@@ -2,6 +2,9 @@
 shapes (shorter than the halo, odd, not a multiple of any tile, non-power-of-two channels,
 Cout != C), non-contiguous input, gradients, opcheck and input errors."""
 
+import re
+
+import numpy as np
 import pytest
 import torch
 
@@ -176,6 +179,31 @@ def test_bad_inputs_give_one_line_errors():
     if not torch.cuda.is_available():
         with pytest.raises(backends.BackendError, match="backend 'cuda' needs CUDA tensors"):
             ops.local_dwconv(x, torch.zeros(3, 5), None, backend="cuda")
+
+
+@pytest.mark.parametrize("backend,device,dtype", backend_cases(include_reference=True))
+def test_dilations_must_be_positive_ints_on_every_backend(backend, device, dtype):
+    # The reference used to fail inside conv1d or torch.cat, the fused backends to truncate.
+    inputs = make_mdd((2, 4, 3, 5), dtype, device)
+    for bad in ((1, 2.5, 4), (1, 2.0, 4), (1, 0, 4), (1, True, 4), (), None, 2):
+        msg = f"multi_dilation_dwconv: dilations must be one or more positive ints, got {bad!r}"
+        with pytest.raises(OpInputError, match=re.escape(msg)):
+            ops.multi_dilation_dwconv(*inputs, bad, backend=backend)
+    out = ops.multi_dilation_dwconv(*inputs, [np.int64(d) for d in (1, 2, 4)], backend=backend)
+    assert torch.equal(out, ops.multi_dilation_dwconv(*inputs, backend=backend))
+
+
+@pytest.mark.parametrize("backend,device,dtype", backend_cases(include_reference=True))
+def test_empty_time_axis_gives_an_empty_result(backend, device, dtype):
+    # L = 0: conv1d refuses it, so the reference returns the fused kernels' empty result.
+    out = ops.multi_dilation_dwconv(*make_mdd((2, 0, 5, 7), dtype, device), backend=backend)
+    assert out.shape == (2, 0, 7) and out.dtype == dtype
+    out = ops.local_dwconv(*make_local((2, 0, 5, 5), dtype, device), backend=backend)
+    assert out.shape == (2, 0, 5) and out.dtype == dtype
+    if dtype == torch.float32:  # and every input still gets a (zero) gradient
+        leaves = [t.requires_grad_() for t in make_mdd((2, 0, 5, 7), dtype, device)]
+        ops.multi_dilation_dwconv(*leaves, backend=backend).sum().backward()
+        assert all(torch.equal(t.grad, torch.zeros_like(t)) for t in leaves)
 
 
 def test_eager_fast_path_matches_dispatched_op():

@@ -171,6 +171,36 @@ def test_cli_errors_are_one_line(ckpt_path, wav, tmp_path, capsys, case, match):
 
 
 
+def test_cli_refuses_unwritable_outputs_before_working(ckpt_path, wav, tmp_path, capsys,
+                                                       monkeypatch):
+    import sys
+
+    gen = sys.modules["disenttalk_fast.generate"]   # (the package exports a function so named)
+    monkeypatch.setattr(gen, "generate", lambda *a, **k: pytest.fail("generated first"))
+    (tmp_path / "d.npz").mkdir()
+    from disenttalk_fast.interop import write_motion
+
+    ref = tmp_path / "ref.mat"
+    write_motion(Motion(np.zeros((4, 64), np.float32)), ref)
+    cases = [(["-o", str(tmp_path / "d.npz")], "is a directory"),
+             (["-o", str(tmp_path / ("a" * 300 + ".npz"))], "file name too long"),
+             (["-o", str(tmp_path / "o.mp4"), "--size", "63"], "--size must be an even number"),
+             (["-o", str(tmp_path / "o.npz"), "--template", str(ref)], "takes no template"),
+             (["-o", str(tmp_path / "o.npz"), "--device", "meta"], "--device")]
+    for args, match in cases:
+        assert main(["generate", str(wav), "--model", str(ckpt_path), "--no-progress"]
+                    + args) == 2
+        err = capsys.readouterr().err.strip()
+        assert match in err and "\n" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npz", "ref.mat"]
+
+
+def test_non_finite_motion_is_an_error_not_a_file(ckpt_path, wav):
+    ckpt = load_model(ckpt_path, "cpu", "reference")
+    with pytest.raises(ValueError, match="generated motion is not finite"):
+        generate(ckpt, wav, steps=2, guidance=1e38, progress=False)
+
+
 def test_generate_with_hubert_features(wav, tmp_path):
     transformers = pytest.importorskip("transformers")
     from disenttalk_fast.generate import as_checkpoint

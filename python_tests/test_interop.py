@@ -1,5 +1,7 @@
 """Motion .npz and every interop format: round trips and one-line errors for wrong keys/shapes."""
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy.io import savemat
@@ -28,6 +30,16 @@ def test_npz_round_trip(tmp_path):
     no_pose = make_motion(pose=False, dims=10)
     no_pose.save(tmp_path / "n.npz")
     assert Motion.load(tmp_path / "n.npz").pose is None
+
+
+@pytest.mark.parametrize("key,value", [("fps", np.array([25.0, 30.0])),
+                                       ("format_version", np.array([1, 2])),
+                                       ("format_version", np.array("abc"))])
+def test_npz_scalar_fields_must_be_one_number(tmp_path, key, value):
+    np.savez(tmp_path / "m.npz", exp=np.zeros((3, 8), np.float32), **{key: value})
+    with pytest.raises(ValueError, match=f"m.npz: '{key}' must be one number") as info:
+        read_motion(tmp_path / "m.npz")
+    assert "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize("name,fmt", [("a.mat", None), ("a.mat", "deep3d-keys"), ("a.npy", None),
@@ -84,6 +96,75 @@ def test_deep3d_coeff_slices():
     assert c.part("gamma").shape == (2, 27) and c.part("trans")[0].tolist() == [254, 255, 256]
 
 
+@pytest.mark.parametrize("name,fmt", [("a.npz", None), ("a.mat", None), ("a.mat", "deep3d-keys"),
+                                      ("a.npy", None), ("a.txt", None),
+                                      ("a.npy", "descriptor73"), ("a.mat", "descriptor73")])
+def test_zero_frames_round_trip(tmp_path, name, fmt):
+    # An empty .txt used to read back as a (0, 1) table and be refused.
+    used = write_motion(Motion(np.zeros((0, 64))), tmp_path / name, format=fmt)
+    assert detect_format(tmp_path / name) == used
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "empty input" or "mean of empty slice" either
+        back = read_motion(tmp_path / name)
+    assert back.exp.shape == (0, 64) and back.pose_or_zeros().shape == (0, 6)
+
+
+@pytest.mark.parametrize("name", ["a.npz", "a.mat", "a.npy", "a.txt"])
+def test_frame_rate_lost_by_a_format_warns(tmp_path, name):
+    m = make_motion()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        write_motion(m, tmp_path / name)             # 25 fps is what every format reads back
+    m.fps = 30.0
+    if name.endswith(".npz"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            write_motion(m, tmp_path / name)
+        assert read_motion(tmp_path / name).fps == 30
+        return
+    with pytest.warns(UserWarning, match="stores no frame rate; this 30 fps motion reads back "
+                                         "as 25 fps") as record:
+        write_motion(m, tmp_path / name)
+    assert str(tmp_path / name) in str(record[0].message)
+    assert read_motion(tmp_path / name, fps=30).fps == 30
+
+
+WRITE_REFUSALS = [
+    ("array", TypeError, "write_motion: motion must be a Motion, got ndarray"),
+    ("none", TypeError, "write_motion: motion must be a Motion, got NoneType"),
+    ("template_int", TypeError, r"template must be a path, a Deep3DCoeffs or a \(frames, 73\) "
+                                "descriptor array, got int"),
+    ("template_wrong_width", ValueError, "template: a 73-d descriptor must be"),
+    ("template_no_frames", ValueError, "the template has no frames"),
+    ("template_for_npz", ValueError, "takes no template"),
+    ("descriptor_for_deep3d", ValueError, "no identity, texture or lighting"),
+    ("no_crop_for_descriptor", ValueError, "no transform_params"),
+]
+
+
+@pytest.mark.parametrize("case,error,match", WRITE_REFUSALS, ids=[c[0] for c in WRITE_REFUSALS])
+def test_write_motion_refuses_what_it_cannot_use(tmp_path, case, error, match):
+    # These used to end in an AttributeError or a numpy broadcast error, or ignore the template.
+    m, coeffs = make_motion(), Deep3DCoeffs(np.zeros((7, 257)))
+    write_motion(m, tmp_path / "ref.txt")
+    motion, name, template = {
+        "array": (m.exp, "a.npz", None),
+        "none": (None, "a.mat", None),
+        "template_int": (m, "a.mat", 5),
+        "template_wrong_width": (m, "a.txt", np.zeros((7, 70))),
+        "template_no_frames": (m, "a.txt", np.zeros((0, 73))),
+        "template_for_npz": (m, "a.npz", coeffs),
+        "descriptor_for_deep3d": (m, "a.mat", tmp_path / "ref.txt"),
+        "no_crop_for_descriptor": (m, "a.txt", coeffs),
+    }[case]
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(error, match=match) as info:
+        write_motion(motion, out / name, template=template)
+    assert "\n" not in str(info.value)
+    assert list(out.iterdir()) == []
+
+
 @pytest.mark.parametrize("case,match", [
     ("mat_wrong_keys", "coeff"),
     ("mat_wrong_width", r"\(frames, 257\)"),
@@ -132,6 +213,11 @@ def test_write_errors_leave_no_file(tmp_path):
 
 
 def test_motion_validation():
+    for fps in (0, -25.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="Motion.fps must be finite and > 0"):
+            Motion(np.zeros((4, 64)), fps=fps)
+    with pytest.raises(ValueError, match="Motion.fps must be a number, got None"):
+        Motion(np.zeros((4, 64)), fps=None)
     with pytest.raises(ValueError, match="pose"):
         Motion(np.zeros((4, 64)), np.zeros((3, 6)))
     with pytest.raises(ValueError, match="partition"):

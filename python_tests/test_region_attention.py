@@ -1,6 +1,7 @@
 """region_attention: every backend against the reference over edge-case shapes, plus opcheck,
 gradients through the recompute backward, and one-line errors."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -140,6 +141,29 @@ def test_bad_inputs_give_one_line_errors():
         ops.region_attention(x, w, [b[0][:-1], b[1]], hd)
     with pytest.raises(OpInputError, match="one bias per weight"):
         ops.region_attention(x, w, b[:1], hd)
+
+
+@pytest.mark.parametrize("backend,device,dtype", backend_cases(include_reference=True))
+def test_bad_arguments_are_refused_alike_on_every_backend(backend, device, dtype):
+    # Checked before a kernel is chosen, so the reference (the specification) and the fused
+    # backends refuse the same calls with the same one-line error: no NaN output, no deep error.
+    x, w, b, hd = make((2, 4, (32, 64), 32), dtype, device)
+    cases = [((x, torch.stack([w[0], w[0]]), b, hd),
+              "weights must be a list of tensors, one per region, got Tensor"),
+             ((x, w, b, 32.0), r"head_dim must be an int, got 32\.0"),
+             ((x, w, b, True), "head_dim must be an int, got True"),
+             ((x.long(), [t.long() for t in w], [t.long() for t in b], hd),
+              "x must be a floating-point tensor, got torch.int64")]
+    cases += [((x, w, b, hd, base), "rope_base must be a finite number > 0")
+              for base in (0.0, -1.0, float("nan"), float("inf"))]
+    for args, match in cases:
+        with pytest.raises(OpInputError, match=f"region_attention: {match}") as info:
+            ops.region_attention(*args, backend=backend)
+        assert "\n" not in str(info.value)
+    # numpy's ints and floats are ints and numbers; tuples are lists of tensors.
+    out = ops.region_attention(x, tuple(w), tuple(b), np.int64(hd), np.float64(500.0),
+                               backend=backend)
+    assert torch.equal(out, ops.region_attention(x, w, b, hd, 500.0, backend=backend))
 
 
 @pytest.mark.skipif(not backends.triton_available(), reason="triton not installed")

@@ -199,6 +199,8 @@ def test_huge_expression_is_an_error_not_black_frames(face):
 
 @pytest.mark.parametrize("kwargs,message", [
     (dict(batch_size=0), "batch_size must be a positive int"),
+    (dict(size=100_000), "beyond the supported 8192"),
+    (dict(size=4096, supersample=4), "beyond the supported 8192"),
     (dict(batch_size=-1), "batch_size must be a positive int"),
     (dict(batch_size=2.0), "batch_size must be a positive int"),
     (dict(batch_size=True), "batch_size must be a positive int"),

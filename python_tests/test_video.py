@@ -81,6 +81,7 @@ def test_odd_rate_is_resampled_and_silent_video_works(tmp_path):
      "expected numeric samples, got dtype bool"),
     (np.zeros((3, 16, 16, 3), np.uint8), np.zeros(0), dict(sample_rate=16000), "audio is empty"),
     (np.zeros((3, 16, 16, 3), np.uint8), None, dict(fps=0), "fps must be"),
+    (np.zeros((3, 16, 16, 3), np.uint8), None, dict(fps=1e-9), "fps must be"),
     (np.zeros((3, 16, 16, 3), np.uint8), None, dict(fps=float("nan")), "fps must be"),
     (np.zeros((3, 16, 16, 3), np.uint8), None, dict(fps=True), "fps must be"),
     *[(np.zeros((3, 16, 16, 3), np.uint8), np.zeros(1600), dict(sample_rate=sr),

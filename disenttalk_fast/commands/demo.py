@@ -34,13 +34,12 @@ def add_parser(sub, name: str) -> None:
 def run(args) -> int:
     import time
 
-    from disenttalk_fast.cli import UserError
+    from disenttalk_fast.cli import UserError, check_output_file
 
     out = Path(args.output)
     if out.suffix.lower() != ".mp4":
         raise UserError(f"{out}: the output must be an .mp4 file")
-    if not out.parent.is_dir():
-        raise UserError(f"{out}: folder {out.parent} does not exist")
+    check_output_file(out)
     if args.size < 8 or args.size % 2:
         raise UserError(f"--size must be an even number >= 8, got {args.size}")
     if args.steps < 1:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from disenttalk_fast.cli import UserError
+from disenttalk_fast.cli import UserError, check_output_file
 
 SUFFIXES = (".npy", ".npz", ".mat")
 DEEP3D_DIMS, DEEP3D_EXP = 257, slice(80, 144)
@@ -48,9 +48,7 @@ def run(args) -> int:
                                 k_lip=args.k_lip, k_eye=args.k_eye)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    out = Path(args.output)
-    if not out.parent.is_dir():
-        raise UserError(f"{out}: folder {out.parent} does not exist")
+    out = check_output_file(args.output)
     partition.save(out)
     print(f"{out}: lip {list(partition.lip)}  eye {list(partition.eye)}  "
           f"global {len(partition.global_)} dims  ({len(names) or 1} clip(s))")

@@ -67,7 +67,7 @@ def add_parser(sub, name: str) -> None:
 
 
 def _check_output(args):
-    from disenttalk_fast.cli import UserError
+    from disenttalk_fast.cli import UserError, check_device_arg, check_output_file
 
     out = Path(args.output)
     ext = out.suffix.lower()
@@ -75,8 +75,10 @@ def _check_output(args):
         raise UserError(f"{out}: unknown output type '{ext}' (use .npz, .mat, .npy, .txt or .mp4)")
     if ext == ".mp4" and args.format:
         raise UserError("--format applies to motion files, not .mp4")
-    if not (out.parent if str(out.parent) else Path(".")).is_dir():
-        raise UserError(f"{out}: folder {out.parent} does not exist")
+    if ext == ".mp4" and (args.size < 8 or args.size % 2):   # checked now, not after sampling
+        raise UserError(f"--size must be an even number >= 8 for .mp4, got {args.size}")
+    check_output_file(out)
+    check_device_arg(args.device)
     if args.steps < 1:
         raise UserError(f"--steps must be >= 1, got {args.steps}")
     if args.format:
@@ -93,11 +95,16 @@ def run(args) -> int:
     from disenttalk_fast.cli import UserError
     from disenttalk_fast.generate import build_control, generate, load_model
     from disenttalk_fast.interop import read_template, write_motion
+    from disenttalk_fast.interop.formats import check_template, output_format
 
     out, ext = _check_output(args)
     if not Path(args.audio).is_file():
         raise UserError(f"{args.audio}: no such audio file")
     template = read_template(args.template) if args.template else None
+    if template is not None:   # refused now, not after generating
+        if ext == ".mp4":
+            raise UserError("--template applies to motion files, not .mp4")
+        check_template(template, output_format(out, args.format), out)
     t0 = time.perf_counter()
     try:
         ckpt = load_model(args.model, args.device, args.backend, dtype=args.dtype)

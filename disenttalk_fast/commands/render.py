@@ -30,11 +30,15 @@ def run(args) -> int:
     from disenttalk_fast.render import render
     from disenttalk_fast.video import write_video
 
+    from disenttalk_fast.cli import check_device_arg, check_output_file
+
     out = Path(args.output)
     if out.suffix.lower() != ".mp4":
         raise ValueError(f"{out}: the output must be an .mp4 file")
     if args.size < 8 or args.size % 2:
         raise ValueError(f"--size must be an even number >= 8, got {args.size}")
+    check_output_file(out)
+    check_device_arg(args.device)
     motion = read_motion(args.motion)
     exp, pose, fps = motion.exp, motion.pose, motion.fps
     model = MorphableModel.from_bfm(args.bfm) if args.bfm else MorphableModel.builtin()

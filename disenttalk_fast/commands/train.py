@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from disenttalk_fast.cli import UserError
+from disenttalk_fast.cli import UserError, check_device_arg, check_output_file
 
 
 def add_parser(sub, name: str) -> None:
@@ -84,9 +84,8 @@ def run(args) -> int:
     from disenttalk_fast.training.trainer import Trainer
 
     check_steps(args.steps)
-    out = Path(args.out)
-    if not out.parent.is_dir():
-        raise UserError(f"{out}: folder {out.parent} does not exist")
+    out = check_output_file(args.out)
+    check_device_arg(args.device)
     if args.resume and not out.is_file():
         raise UserError(f"{out}: nothing to resume (no such checkpoint)")
     if out.exists() and not (args.resume or args.overwrite):

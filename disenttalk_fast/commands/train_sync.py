@@ -6,9 +6,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from disenttalk_fast.cli import UserError
+from disenttalk_fast.cli import UserError, check_device_arg, check_output_file
 from disenttalk_fast.commands.train import check_steps, extractor_options
 
 
@@ -37,9 +35,8 @@ def run(args) -> int:
     from disenttalk_fast.training.data_source import load_training_data
 
     check_steps(args.steps)
-    out = Path(args.out)
-    if not out.parent.is_dir():
-        raise UserError(f"{out}: folder {out.parent} does not exist")
+    out = check_output_file(args.out)
+    check_device_arg(args.device)
     data = load_training_data(args.data, args.feature, **extractor_options(args))
     if args.partition:
         lip = Partition.load(args.partition).lip

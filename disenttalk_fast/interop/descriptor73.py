@@ -10,6 +10,7 @@ Deep3DFaceRecon's 224 px aligned image.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +42,10 @@ def from_descriptor(d: np.ndarray, fps: float = 25.0):
     from disenttalk_fast.motion import Motion
 
     pose = np.concatenate([d[:, ANGLE], d[:, TRANS]], axis=1)
-    return Motion(d[:, EXP].copy(), pose, fps,
-                  meta={"source_format": "descriptor73", "crop": d[:, CROP].mean(0).tolist()})
+    meta = {"source_format": "descriptor73"}
+    if len(d):  # a 0-frame descriptor has no crop to average
+        meta["crop"] = d[:, CROP].mean(0).tolist()
+    return Motion(d[:, EXP].copy(), pose, fps, meta=meta)
 
 
 def check(path, a) -> np.ndarray:
@@ -68,10 +71,12 @@ def read_descriptor(path) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     try:
-        a = np.loadtxt(path, dtype=np.float64, ndmin=2)
+        with warnings.catch_warnings():  # an empty table is 0 frames, as savetxt writes them
+            warnings.filterwarnings("ignore", "loadtxt: input contained no data")
+            a = np.loadtxt(path, dtype=np.float64, ndmin=2)
     except ValueError as exc:
         raise ValueError(f"{path}: not a numeric text table ({str(exc).splitlines()[0]})") from None
-    return check(path, a)
+    return check(path, a.reshape(0, DIMS) if a.size == 0 else a)
 
 
 def write_descriptor(d: np.ndarray, path) -> None:

@@ -10,11 +10,14 @@
 
 Reading detects the format from the extension and the content (a .mat's keys, an array's width);
 writing picks it from the extension (.npz -> npz, .mat -> deep3d-mat, .npy -> deep3d-npy,
-.txt -> descriptor73) unless `format=` says otherwise.
+.txt -> descriptor73) unless `format=` says otherwise. Only npz stores the frame rate: the others
+read back at `read_motion`'s `fps` (25 unless told), so writing them at another rate warns.
 """
 
 from __future__ import annotations
 
+import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +28,8 @@ from disenttalk_fast.interop.io import load_mat, load_npy
 FORMATS = ("npz", "deep3d-mat", "deep3d-keys", "deep3d-npy", "descriptor73")
 DEFAULT_WRITE = {".npz": "npz", ".mat": "deep3d-mat", ".npy": "deep3d-npy",
                  ".txt": "descriptor73"}
+# The frame rate of every format but npz, which alone stores one (the model's 25 fps).
+DEFAULT_FPS = 25.0
 EXTENSIONS = {"npz": (".npz",), "deep3d-mat": (".mat",), "deep3d-keys": (".mat",),
               "deep3d-npy": (".npy",), "descriptor73": (".txt", ".npy", ".mat")}
 
@@ -67,7 +72,7 @@ def _check_format(fmt: str) -> str:
     return fmt
 
 
-def read_motion(path, format: str | None = None, fps: float = 25.0):
+def read_motion(path, format: str | None = None, fps: float = DEFAULT_FPS):
     """A `Motion` from any supported file. `fps` applies to formats that do not store it."""
     from disenttalk_fast.motion import Motion
 
@@ -95,24 +100,27 @@ def read_template(path) -> "deep3d.Deep3DCoeffs | np.ndarray":
 def write_motion(motion, path, format: str | None = None, template=None) -> str:
     """Write `motion` to `path` (atomically) and return the format used.
 
-    `template`: a path or the result of `read_template` supplying what motion does not hold —
-    identity / texture / lighting / transform_params for Deep3DFaceRecon files, crop for the
-    descriptor. Without one, those are zeros and `descriptor73.DEFAULT_CROP`.
+    `motion` must be a `Motion`; a bare (frames, dims) expression array is refused rather than
+    guessed at (its pose and frame rate are unknown): wrap it as `Motion(exp)`.
+
+    `template`: a path or the result of `read_template` (a `Deep3DCoeffs`, or a (frames, 73)
+    descriptor array) supplying what motion does not hold — identity / texture / lighting /
+    transform_params for Deep3DFaceRecon files, crop for the descriptor. Without one, those are
+    zeros and `descriptor73.DEFAULT_CROP`. A template that can supply nothing to the format (any
+    template for npz, a descriptor for a Deep3DFaceRecon file, Deep3DFaceRecon coefficients
+    without transform_params for the descriptor) is an error, not ignored.
+
+    Only npz stores the frame rate: writing a motion whose fps is not 25 in any other format
+    warns, since it reads back at `read_motion`'s `fps` (25 unless told otherwise).
     """
+    from disenttalk_fast.motion import Motion
+
+    if not isinstance(motion, Motion):
+        raise TypeError(f"write_motion: motion must be a Motion, got {type(motion).__name__} "
+                        f"(wrap a (frames, dims) expression array as Motion(exp))")
     path = Path(path)
-    ext = path.suffix.lower()
-    if format:
-        fmt = _check_format(format)
-        if ext not in EXTENSIONS[fmt]:
-            raise ValueError(f"{path}: format '{fmt}' is written as "
-                             f"{' / '.join(EXTENSIONS[fmt])}, not '{ext}'")
-    elif ext in DEFAULT_WRITE:
-        fmt = DEFAULT_WRITE[ext]
-    else:
-        raise ValueError(f"{path}: cannot tell the motion format from '{ext}' "
-                         f"(use .npz, .mat, .npy or .txt, or pass a format)")
-    if isinstance(template, (str, Path)):
-        template = read_template(template)
+    fmt = output_format(path, format)
+    template = check_template(template, fmt, path)
     if fmt == "npz":
         motion.save(path)
     elif fmt == "descriptor73":
@@ -123,10 +131,59 @@ def write_motion(motion, path, format: str | None = None, template=None) -> str:
             crop = template[:, descriptor73.CROP]
         descriptor73.write_descriptor(descriptor73.to_descriptor(motion, crop), path)
     else:
-        tpl = template if isinstance(template, deep3d.Deep3DCoeffs) else None
-        coeffs = deep3d.Deep3DCoeffs.from_motion(motion, tpl)
+        coeffs = deep3d.Deep3DCoeffs.from_motion(motion, template)
         if fmt == "deep3d-npy":
             deep3d.write_deep3d_npy(coeffs, path)
         else:
             deep3d.write_deep3d_mat(coeffs, path, per_key=(fmt == "deep3d-keys"))
+    if fmt != "npz" and motion.fps != DEFAULT_FPS:
+        warnings.warn(f"{path}: the {fmt} format stores no frame rate; this {motion.fps:g} fps "
+                      f"motion reads back as {DEFAULT_FPS:g} fps unless read_motion is given "
+                      f"fps={motion.fps:g}", stacklevel=2)
     return fmt
+
+
+def output_format(path, format: str | None = None) -> str:
+    """The format `write_motion` writes `path` in: `format`, checked against the extension, or
+    the extension's default."""
+    path = Path(path)
+    ext = path.suffix.lower()
+    if format:
+        fmt = _check_format(format)
+        if ext not in EXTENSIONS[fmt]:
+            raise ValueError(f"{path}: format '{fmt}' is written as "
+                             f"{' / '.join(EXTENSIONS[fmt])}, not '{ext}'")
+        return fmt
+    if ext in DEFAULT_WRITE:
+        return DEFAULT_WRITE[ext]
+    raise ValueError(f"{path}: cannot tell the motion format from '{ext}' "
+                     f"(use .npz, .mat, .npy or .txt, or pass a format)")
+
+
+def check_template(template, fmt: str, path: Path):
+    """`template` as a Deep3DCoeffs, a checked (frames, 73) descriptor or None, for writing
+    `path` in `fmt` (see `write_motion`); callers that generate first check it up front."""
+    if isinstance(template, (str, os.PathLike)):
+        template = read_template(template)
+    elif isinstance(template, np.ndarray):
+        template = descriptor73.check("template", template)
+    elif template is not None and not isinstance(template, deep3d.Deep3DCoeffs):
+        raise TypeError(f"write_motion: template must be a path, a Deep3DCoeffs or a (frames, 73) "
+                        f"descriptor array, got {type(template).__name__}")
+    if template is None:
+        return None
+    if fmt == "npz":
+        raise ValueError(f"{path}: an npz motion holds no identity or crop, so it takes no "
+                         f"template")
+    if len(template.coeff if isinstance(template, deep3d.Deep3DCoeffs) else template) == 0:
+        # A template of another length than the motion gives its first frame; it needs one.
+        raise ValueError(f"{path}: the template has no frames")
+    if (fmt == "descriptor73" and isinstance(template, deep3d.Deep3DCoeffs)
+            and template.transform_params is None):
+        raise ValueError(f"{path}: the template has no transform_params to give the descriptor "
+                         f"its crop")
+    if isinstance(template, np.ndarray) and fmt.startswith("deep3d"):
+        raise ValueError(f"{path}: a 73-d descriptor template has no identity, texture or "
+                         f"lighting to give a Deep3DFaceRecon file (use a Deep3DFaceRecon "
+                         f".mat/.npy template, or none)")
+    return template

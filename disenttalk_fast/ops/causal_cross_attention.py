@@ -8,6 +8,8 @@ with the reference under autograd, so models built on them still train.
 
 from __future__ import annotations
 
+import numbers
+
 from disenttalk_fast import _bridge, _native, backends, reference
 from disenttalk_fast._torch import torch
 from disenttalk_fast.ops import _eager
@@ -25,12 +27,19 @@ def causal_cross_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     `backend`: "auto" | "reference" | "cpu" | "cuda" | "triton".
     """
     _bridge.check_tensor(_OP, "q", q, ndim=4)
+    if not q.is_floating_point():  # else the reference fails deep inside its attention
+        raise _bridge.OpInputError(f"{_OP}: q must be a floating-point tensor, got {q.dtype}")
     B, L, H, D = q.shape
     _bridge.check_tensor(_OP, "k", k, ndim=4, shape=(B, None, H, D), dtype=q.dtype,
                          device=q.device)
     _bridge.check_tensor(_OP, "v", v, ndim=4, shape=k.shape, dtype=q.dtype, device=q.device)
     if k.shape[1] < 1:
         raise _bridge.OpInputError(f"{_OP}: k and v need at least one audio row")
+    # A whole number of frames: the kernels would truncate a fraction that the reference's mask
+    # uses as is, giving each backend a different mask.
+    if not isinstance(lookahead, numbers.Integral) or isinstance(lookahead, bool):
+        raise _bridge.OpInputError(f"{_OP}: lookahead must be an int, got {lookahead!r}")
+    lookahead = int(lookahead)
     if lookahead < 0:
         raise _bridge.OpInputError(f"{_OP}: lookahead must be >= 0, got {lookahead}")
     which = backends.resolve(backend, q.device, q.dtype)
@@ -43,10 +52,10 @@ def causal_cross_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
             f"got {D} (use backend='reference')")
     if _eager.direct_call_ok(q, k, v):  # same kernel, minus the dispatcher
         impl = {"cpu": _cca_cpu, "cuda": _cca_cuda, "triton": _cca_triton_impl}[which]
-        return impl(q, k, v, int(lookahead))
+        return impl(q, k, v, lookahead)
     if which == "triton":
-        return torch.ops.disenttalk_fast.causal_cross_attention_triton(q, k, v, int(lookahead))
-    return torch.ops.disenttalk_fast.causal_cross_attention(q, k, v, int(lookahead))
+        return torch.ops.disenttalk_fast.causal_cross_attention_triton(q, k, v, lookahead)
+    return torch.ops.disenttalk_fast.causal_cross_attention(q, k, v, lookahead)
 
 
 # --- compiled kernels: C++ (CPU) and CUDA behind one op -------------------------------------

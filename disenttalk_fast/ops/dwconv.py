@@ -11,6 +11,7 @@ every device and dtype, so training works with any backend; the forward is the f
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from typing import Optional
 
@@ -30,11 +31,12 @@ def multi_dilation_dwconv(x: torch.Tensor, dw_weight: torch.Tensor, dw_bias: tor
     """See `disenttalk_fast.reference.multi_dilation_dwconv` for the exact semantics.
 
     x: (B, L, C); dw_weight: (n, C, 3); dw_bias: (n, C); pw_weight: (C_out, n*C);
-    pw_bias: (C_out,) or None. Returns (B, L, C_out). The fused backends take 1 to 4 dilations,
-    each in [1, 64].
+    pw_bias: (C_out,) or None; dilations: one or more positive ints. Returns (B, L, C_out).
+    The fused backends take 1 to 4 dilations, each in [1, 64].
     """
     op = "multi_dilation_dwconv"
     _bridge.check_tensor(op, "x", x, ndim=3)
+    dilations = _check_dilations(op, dilations)
     C, n = x.shape[-1], len(dilations)
     _bridge.check_tensor(op, "dw_weight", dw_weight, ndim=3, shape=(n, C, 3), dtype=x.dtype,
                          device=x.device)
@@ -50,7 +52,6 @@ def multi_dilation_dwconv(x: torch.Tensor, dw_weight: torch.Tensor, dw_bias: tor
         return reference.multi_dilation_dwconv(x, dw_weight, dw_bias, pw_weight, pw_bias,
                                                dilations)
     _bridge.check_dtype_supported(op, which, x)
-    dilations = [int(d) for d in dilations]
     if not 1 <= n <= MAX_DILATIONS or not all(1 <= d <= MAX_DILATION for d in dilations):
         raise _bridge.OpInputError(
             f"{op}: backend '{which}' takes 1 to {MAX_DILATIONS} dilations in "
@@ -63,6 +64,17 @@ def multi_dilation_dwconv(x: torch.Tensor, dw_weight: torch.Tensor, dw_bias: tor
             x, dw_weight, dw_bias, pw_weight, pw_bias, dilations)
     return torch.ops.disenttalk_fast.multi_dilation_dwconv(x, dw_weight, dw_bias, pw_weight,
                                                            pw_bias, dilations)
+
+
+def _check_dilations(op: str, dilations) -> list[int]:
+    """The dilations every backend takes, the reference included: one or more positive ints (the
+    fused backends add their own limits). A float, even 2.0, is refused: conv1d takes none."""
+    if (not isinstance(dilations, Sequence) or not dilations
+            or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 1
+                       for d in dilations)):
+        raise _bridge.OpInputError(f"{op}: dilations must be one or more positive ints, "
+                                   f"got {dilations!r}")
+    return [int(d) for d in dilations]
 
 
 def local_dwconv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,

@@ -11,7 +11,9 @@ The kernels are forward-only. Their backward recomputes the op with the referenc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import numbers
+from collections.abc import Iterable, Sequence
 
 from disenttalk_fast import _bridge, _native, backends, reference
 from disenttalk_fast._torch import torch
@@ -31,7 +33,7 @@ def region_attention(x: torch.Tensor, weights: Sequence[torch.Tensor],
     x: (B, L, d); weights[r]: (3 d_r, d_r); biases[r]: (3 d_r,); returns a new (B, L, d) tensor.
     `backend`: "auto" | "reference" | "cpu" | "cuda" | "triton".
     """
-    _check(x, weights, biases, head_dim)
+    weights, biases, head_dim, rope_base = _check(x, weights, biases, head_dim, rope_base)
     which = backends.resolve(backend, x.device, x.dtype)
     if which == "reference":
         return reference.region_attention(x, weights, biases, head_dim, rope_base)
@@ -40,7 +42,7 @@ def region_attention(x: torch.Tensor, weights: Sequence[torch.Tensor],
         raise _bridge.OpInputError(
             f"{_OP}: backend '{which}' supports head_dim {', '.join(map(str, HEAD_DIMS[which]))}; "
             f"got {head_dim} (use backend='reference')")
-    args = (x, list(weights), list(biases), int(head_dim), float(rope_base))
+    args = (x, weights, biases, head_dim, rope_base)
     if _eager.direct_call_ok(x, *weights, *biases):  # same kernel, minus the dispatcher
         impl = {"cpu": _region_attention_cpu, "cuda": _region_attention_cuda,
                 "triton": _region_attention_triton_impl}[which]
@@ -50,13 +52,28 @@ def region_attention(x: torch.Tensor, weights: Sequence[torch.Tensor],
     return torch.ops.disenttalk_fast.region_attention(*args)
 
 
-def _check(x, weights, biases, head_dim) -> None:
+def _check(x, weights, biases, head_dim, rope_base):
+    """Validate for every backend, the reference included; returns (weights, biases, head_dim,
+    rope_base) as lists, int and float."""
     _bridge.check_tensor(_OP, "x", x, ndim=3)
+    if not x.is_floating_point():  # else the reference fails deep inside F.linear
+        raise _bridge.OpInputError(f"{_OP}: x must be a floating-point tensor, got {x.dtype}")
+    weights, biases = _per_region("weights", weights), _per_region("biases", biases)
     if len(weights) != len(biases) or not weights:
         raise _bridge.OpInputError(f"{_OP}: need one bias per weight and at least one region, "
                                    f"got {len(weights)} weights and {len(biases)} biases")
+    # The reference reshapes by head_dim, so a float one (16.0) works only where int() is taken.
+    if not isinstance(head_dim, numbers.Integral) or isinstance(head_dim, bool):
+        raise _bridge.OpInputError(f"{_OP}: head_dim must be an int, got {head_dim!r}")
+    head_dim = int(head_dim)
     if head_dim < 2 or head_dim % 2:
         raise _bridge.OpInputError(f"{_OP}: head_dim must be even for rotary, got {head_dim}")
+    # The rotary frequencies base ** (-2i / head_dim) need a finite base > 0 (0, < 0 and NaN
+    # give NaN outputs on every backend).
+    if (not isinstance(rope_base, numbers.Real) or isinstance(rope_base, bool)
+            or not (math.isfinite(rope_base) and rope_base > 0)):
+        raise _bridge.OpInputError(f"{_OP}: rope_base must be a finite number > 0, "
+                                   f"got {rope_base!r}")
     total = 0
     for i, (w, b) in enumerate(zip(weights, biases)):
         _bridge.check_tensor(_OP, f"weights[{i}]", w, ndim=2, dtype=x.dtype, device=x.device)
@@ -71,6 +88,16 @@ def _check(x, weights, biases, head_dim) -> None:
     if total != x.shape[-1]:
         raise _bridge.OpInputError(f"{_OP}: regions cover {total} channels but x has "
                                    f"{x.shape[-1]}")
+    return weights, biases, head_dim, float(rope_base)
+
+
+def _per_region(name, tensors) -> list:
+    # One tensor per region. A single stacked tensor is not that: iterating it would split it
+    # into rows (and `not tensor` raises).
+    if isinstance(tensors, torch.Tensor) or not isinstance(tensors, Iterable):
+        raise _bridge.OpInputError(f"{_OP}: {name} must be a list of tensors, one per region, "
+                                   f"got {type(tensors).__name__}")
+    return list(tensors)
 
 
 def _contiguous(x, weights, biases):

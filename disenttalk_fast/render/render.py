@@ -25,6 +25,8 @@ DEFAULT_BACKGROUND = (0.33, 0.36, 0.42)
 # away). Far beyond it float32 cannot shade the mesh: the edge cross products behind the normals
 # overflow, so normals collapse to zero (C++ kernel) or NaN and every pixel came out black.
 MAX_EXTENT = 1e6
+# Largest rendered image side (size x supersample): an 8192^2 float RGB batch is already GBs.
+MAX_RENDER_SIZE = 8192
 
 
 def vertex_normals(verts: torch.Tensor, tris: torch.Tensor) -> torch.Tensor:
@@ -65,6 +67,9 @@ def render(motion, face_model=None, size: int = 256, *, pose=None, id=None, tex=
         raise ValueError(f"render: shading must be 'vertex' or 'pixel', got {shading!r}")
     size = _int(size, "size", "an int >= 8", 8)
     supersample = _int(supersample, "supersample", "a positive int", 1)
+    if size * supersample > MAX_RENDER_SIZE:
+        raise ValueError(f"render: size x supersample = {size * supersample} pixels is beyond "
+                         f"the supported {MAX_RENDER_SIZE}")
     batch_size = _int(batch_size, "batch_size", "a positive int", 1)
     model = face_model if face_model is not None else MorphableModel.builtin()
     exp, motion_pose = _unpack(motion)
