@@ -48,6 +48,10 @@ def disentangle(original, closed_lips, closed_eyes, k_lip: int = 13, k_eye: int 
     sigma = np.maximum(sigma, 1e-8 * max(float(sigma.max()), 1e-30))
     score_lip = _score(orig, lips, sigma)
     score_eye = _score(orig, eyes, sigma)
+    for name, score in (("closed_lips", score_lip), ("closed_eyes", score_eye)):
+        if not score.any():   # every dim would tie at 0: the choice would be arbitrary
+            raise ValueError(f"{name} equals the original in every dim: the edit moved nothing "
+                             f"to choose the region's dims by")
     lip, eye = select_regions(score_lip, score_eye, k_lip, k_eye)
     rest = sorted(set(range(num_dims)) - set(lip) - set(eye))
     return Partition(sorted(lip), sorted(eye), rest, num_dims,

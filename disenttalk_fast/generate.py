@@ -195,6 +195,8 @@ def pose_track(pose, num_frames: int) -> np.ndarray:
     """(L, 6) pose: zeros for None, else from a Motion / motion file / (L', 6) array, looped."""
     if pose is None:
         return np.zeros((num_frames, POSE_DIMS), np.float32)
+    # Messages name the file a pose came from.
+    name = f"pose reference {pose}" if isinstance(pose, (str, os.PathLike)) else "pose"
     if isinstance(pose, (Motion, str, os.PathLike)):
         m = _read_reference(pose, "pose")
         if m.pose is None:
@@ -205,10 +207,12 @@ def pose_track(pose, num_frames: int) -> np.ndarray:
     if pose.ndim == 1:
         pose = pose[None]
     if pose.ndim != 2 or pose.shape[1] != POSE_DIMS:
-        raise ValueError(f"pose must be (frames, {POSE_DIMS}) (3 angles + 3 translations), got "
-                         f"{pose.shape}")
+        raise ValueError(f"{name} must be (frames, {POSE_DIMS}) (3 angles + 3 translations), "
+                         f"got {pose.shape}")
+    if pose.shape[0] == 0:
+        raise ValueError(f"{name} has no frames")
     if not np.isfinite(pose).all():
-        raise ValueError("pose holds NaN or inf")
+        raise ValueError(f"{name} holds NaN or inf")
     return np.ascontiguousarray(fit_length(pose, num_frames))
 
 
@@ -231,8 +235,11 @@ def build_control(ckpt, num_frames: int, *, replace_from: dict | None = None,
     replace = {}
     for region, ref in (replace_from or {}).items():
         m = _read_reference(ref, f"{region} reference")
+        where = "" if isinstance(ref, Motion) else f" {ref}"
+        if m.num_frames == 0 or not np.isfinite(m.exp).all():
+            raise ValueError(f"{region} reference{where}: "
+                             f"{'has no frames' if m.num_frames == 0 else 'holds NaN or inf'}")
         if m.num_dims != ckpt.config.num_dims:
-            where = "" if isinstance(ref, Motion) else f" {ref}"
             raise ValueError(f"{region} reference{where}: has {m.num_dims} expression dims, the "
                              f"model has {ckpt.config.num_dims}")
         z = ckpt.normalize(torch.from_numpy(fit_length(m.exp, num_frames)))

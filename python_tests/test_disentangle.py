@@ -103,10 +103,13 @@ def test_partition_json_round_trip(tmp_path):
     (("nan", "orig2d", "orig2d"), "original clip 0 contains NaN"),
     (("orig1d", "orig1d", "orig1d"), "original must be"),
     (("empty", "empty", "empty"), "original holds no clips"),
+    (("ramp", "ramp", "moved"), "closed_lips equals the original in every dim"),
+    (("ramp", "moved", "ramp"), "closed_eyes equals the original in every dim"),
 ])
 def test_bad_inputs(args, match):
     arrays = {"orig2d": np.zeros((5, 10)), "short": np.zeros((4, 10)), "wide": np.zeros((5, 11)),
-              "nan": np.full((5, 10), np.nan), "orig1d": np.zeros(10), "empty": []}
+              "nan": np.full((5, 10), np.nan), "orig1d": np.zeros(10), "empty": [],
+              "ramp": np.arange(50.0).reshape(5, 10), "moved": np.arange(50.0).reshape(5, 10) + 1}
     with pytest.raises(ValueError, match=match) as info:
         disentangle(*(arrays[a] for a in args), k_lip=2, k_eye=2)
     assert "\n" not in str(info.value)

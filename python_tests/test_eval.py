@@ -138,3 +138,10 @@ def test_eval_errors_are_one_line(tmp_path, capsys):
     assert "--corpus" in capsys.readouterr().err
     assert main(["eval", "--corpus", str(tmp_path / "none")]) == 2
     assert "no such test dataset" in capsys.readouterr().err
+    (tmp_path / "file.txt").write_text("x")
+    assert main(["eval", "--test", str(tmp_path), "-o", str(tmp_path / "file.txt")]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err
+    # A test set that turns out unusable leaves no empty output folder behind.
+    assert main(["eval", "--test", str(tmp_path / "file.txt"), "-o", str(tmp_path / "ev")]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not (tmp_path / "ev").exists()

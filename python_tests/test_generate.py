@@ -84,6 +84,18 @@ def test_pose_from_reference_ping_pong(ckpt_path, wav, tmp_path):
         Motion(np.zeros((5, 64))).save(tmp_path / "nopose.npz")
         generate(load_model(ckpt_path, "cpu", "reference"), wav, steps=2,
                  pose=tmp_path / "nopose.npz", progress=False)
+    # Bad references: one line naming the file.
+    Motion(np.zeros((0, 64)), np.zeros((0, 6))).save(tmp_path / "empty.npz")
+    nan_pose = np.zeros((4, 6), np.float32)
+    nan_pose[1, 2] = np.nan
+    Motion(np.zeros((4, 64)), nan_pose).save(tmp_path / "nanpose.npz")
+    ckpt = load_model(ckpt_path, "cpu", "reference")
+    for name, message in [("empty.npz", "has no frames"), ("nanpose.npz", "holds NaN or inf")]:
+        with pytest.raises(ValueError, match=f"pose reference .*{name} {message}"):
+            generate(ckpt, wav, steps=2, pose=tmp_path / name, progress=False)
+        if name == "empty.npz":
+            with pytest.raises(ValueError, match=f"eye reference .*{name}: {message}"):
+                build_control(ckpt, 31, replace_from={"eye": tmp_path / name})
 
 
 def test_region_control(ckpt_path, wav, tmp_path):

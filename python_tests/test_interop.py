@@ -222,3 +222,16 @@ def test_motion_validation():
         Motion(np.zeros((4, 64)), np.zeros((3, 6)))
     with pytest.raises(ValueError, match="partition"):
         Motion(np.zeros((4, 10)), partition=Partition.contiguous(64))
+
+
+@pytest.mark.parametrize("tp,match", [(np.zeros(7, np.float32), "must be finite"),
+                                      (np.array(["abc"]), "must be numbers")])
+def test_per_key_mat_transform_params_are_checked(tmp_path, tp, match):
+    from scipy.io import savemat
+
+    from disenttalk_fast.interop.deep3d import KEYS, SLICES
+
+    keys = {k: np.zeros((3, SLICES[k].stop - SLICES[k].start), np.float32) for k in KEYS}
+    savemat(tmp_path / "k.mat", {**keys, "transform_params": tp})
+    with pytest.raises(ValueError, match=f"k.mat: 'transform_params' {match}"):
+        read_motion(tmp_path / "k.mat")

@@ -182,6 +182,15 @@ def test_train_sync_command(npz, tmp_path, capsys):
     assert "sync expert over lip dims [0, 1, 2]" in capsys.readouterr().out
     assert run_cli("train", npz, "--out", tmp_path / "ck.safetensors", "--steps", 1,
                    "--config", TINY, "--sync-expert", out, "--no-progress") == 0
+    # Refused before training starts (one line, no progress bar, no file).
+    for flags, message in [(["--batch-size", 0], "--batch-size must be >= 1"),
+                           (["--lr", "nan"], "--lr must be a finite number > 0"),
+                           (["--device", "meta"], "--device")]:
+        assert run_cli("train-sync", npz, "--out", tmp_path / "e2.safetensors", "--steps", 3,
+                       *flags) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err, err
+    assert not (tmp_path / "e2.safetensors").exists()
 
 
 def test_train_command_on_a_prepared_dataset_folder(tmp_path, capsys):

@@ -195,9 +195,13 @@ def test_render_command_end_to_end(tmp_path):
     assert len(info["frames"]) == 10 and info["width"] == 64
     # Errors: one line, exit status 2, no output file.
     np.savez(tmp_path / "bad.npz", exp=np.zeros((4, 12), np.float32))
+    np.savez(tmp_path / "none.npz", exp=np.zeros((0, face.exp_dims), np.float32))
+    np.savez(tmp_path / "fast.npz", exp=face.weights_to_exp(w), fps=np.array(1000.0))
     for args, message in [
         (("missing.npz",), "no such motion file"),
         ((str(tmp_path / "bad.npz"),), "12 expression dims"),
+        ((str(tmp_path / "none.npz"),), "none.npz: the motion has no frames"),
+        ((str(tmp_path / "fast.npz"),), "fast.npz: a video needs 1-240 fps"),
         ((str(tmp_path / "m.npz"), "--bfm", str(tmp_path / "s.wav")), "not a readable MATLAB"),
     ]:
         res = run_cli("render", *args, "-o", str(tmp_path / "x.mp4"), "--size", "32")

@@ -72,7 +72,8 @@ def run(args) -> int:
             raise UserError(f"--ablation {spec!r}: expected NAME=CKPT with an existing file")
         ablations.append((name, path))
     out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a folder")
 
     from disenttalk_fast._torch import torch
     from disenttalk_fast.evaluation import evaluate as E
@@ -100,6 +101,7 @@ def run(args) -> int:
     if not by_lang:
         raise UserError(f"{test_dir}: no test clip long enough for the sync sweep")
     ev = E.Evaluator(expert, ds.exp_mean, ds.exp_std)
+    out.mkdir(parents=True, exist_ok=True)   # (only once the inputs are known good)
     result = {"model": str(model_path), "test": str(test_dir), "steps": args.steps,
               "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch threads "
                          f"{torch.get_num_threads()}",

@@ -98,6 +98,8 @@ def run(args) -> int:
     from disenttalk_fast.interop.formats import check_template, output_format
 
     out, ext = _check_output(args)
+    if Path(args.audio).is_dir():
+        raise UserError(f"{args.audio}: is a directory, not an audio file")
     if not Path(args.audio).is_file():
         raise UserError(f"{args.audio}: no such audio file")
     template = read_template(args.template) if args.template else None

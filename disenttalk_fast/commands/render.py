@@ -41,6 +41,10 @@ def run(args) -> int:
     check_device_arg(args.device)
     motion = read_motion(args.motion)
     exp, pose, fps = motion.exp, motion.pose, motion.fps
+    if motion.num_frames == 0:   # (checked here so the message names the file, not write_video)
+        raise ValueError(f"{args.motion}: the motion has no frames")
+    if not 1 <= fps <= 240:
+        raise ValueError(f"{args.motion}: a video needs 1-240 fps, the motion says {fps:g}")
     model = MorphableModel.from_bfm(args.bfm) if args.bfm else MorphableModel.builtin()
     if exp.shape[1] != model.exp_dims:
         raise ValueError(f"{args.motion}: motion has {exp.shape[1]} expression dims but the face "

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import math
+
 from disenttalk_fast.cli import UserError, check_device_arg, check_output_file
 from disenttalk_fast.commands.train import check_steps, extractor_options
 
@@ -35,6 +37,10 @@ def run(args) -> int:
     from disenttalk_fast.training.data_source import load_training_data
 
     check_steps(args.steps)
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        raise UserError(f"--lr must be a finite number > 0, got {args.lr}")
     out = check_output_file(args.out)
     check_device_arg(args.device)
     data = load_training_data(args.data, args.feature, **extractor_options(args))

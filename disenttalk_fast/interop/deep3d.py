@@ -97,28 +97,36 @@ def coeffs_from_mat_dict(path, d: dict) -> Deep3DCoeffs:
     """From a loaded .mat: `coeff` / `full_3dmm` (L, 257) or the per-key layout."""
     for key in ("coeff", "full_3dmm", "coeff_3dmm"):
         if key in d and np.asarray(d[key]).shape[-1] == COEFF_DIMS:
-            tp = d.get("transform_params")
             coeff = _check_2d(path, key, d[key], COEFF_DIMS)
-            if tp is not None:
-                tp = np.asarray(tp, np.float32)
-                if tp.size % 5 or tp.reshape(-1, 5).shape[0] not in (1, coeff.shape[0]):
-                    raise ValueError(f"{path}: 'transform_params' must be (frames, 5) or (5,), "
-                                     f"got {tp.shape}")
-                tp = tp.reshape(-1, 5)
-            return Deep3DCoeffs(coeff, tp)
+            return Deep3DCoeffs(coeff, _transform_params(path, d, coeff.shape[0]))
     if all(k in d for k in KEYS):
         parts = [_check_2d(path, k, d[k], SLICES[k].stop - SLICES[k].start) for k in KEYS]
         lengths = {p.shape[0] for p in parts}
         if len(lengths) != 1:
             raise ValueError(f"{path}: per-key arrays have different frame counts "
                              + ", ".join(f"{k}={p.shape[0]}" for k, p in zip(KEYS, parts)))
-        tp = d.get("transform_params")
         return Deep3DCoeffs(np.concatenate(parts, axis=1),
-                            None if tp is None else np.asarray(tp, np.float32).reshape(-1, 5))
+                            _transform_params(path, d, parts[0].shape[0]))
     missing = [k for k in KEYS if k not in d]
     raise ValueError(f"{path}: not a Deep3DFaceRecon .mat: needs 'coeff' (frames, 257) or the keys "
                      f"{', '.join(KEYS)} (missing {', '.join(missing)}; has "
                      f"{', '.join(sorted(d)) or 'nothing'})")
+
+
+def _transform_params(path, d: dict, frames: int) -> np.ndarray | None:
+    """The optional 'transform_params' as (1 or frames, 5) numbers; a one-line error otherwise."""
+    tp = d.get("transform_params")
+    if tp is None:
+        return None
+    try:
+        tp = np.asarray(tp, np.float32)
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: 'transform_params' must be numbers") from None
+    if tp.size % 5 or tp.reshape(-1, 5).shape[0] not in (1, frames) \
+            or not np.isfinite(tp).all():
+        raise ValueError(f"{path}: 'transform_params' must be finite (frames, 5) or (5,) "
+                         f"numbers, got {tp.shape}")
+    return tp.reshape(-1, 5)
 
 
 def read_deep3d(path) -> Deep3DCoeffs:
