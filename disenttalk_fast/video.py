@@ -6,7 +6,8 @@ that common players open.
 - Audio: a file path (any format soundfile reads; mixed down to mono) or an array / tensor of
   samples with `sample_rate` (8000-384000 Hz), read as `load_audio` reads arrays: (n,),
   (n, channels) or (channels, n) with at most 8 channels, float in [-1, 1] or integer PCM, mixed
-  down to mono; unlike `load_audio` it keeps its own rate. Rates AAC cannot store are resampled
+  down to mono; unlike `load_audio` it keeps its own rate. NaN / inf samples are silenced, as
+  `load_audio` does (all of them non-finite is an error). Rates AAC cannot store are resampled
   to 48 kHz. `audio=None` writes a silent (video-only) file.
 - `path` must end in .mp4, .m4v or .mov: the content is always MP4, and another name (.avi,
   .mkv) would promise a container it is not.
@@ -121,8 +122,11 @@ def _load_audio(audio, sample_rate):
         samples, rate, name = mono(audio, "write_video: audio"), sample_rate, "audio"
     if len(samples) == 0:
         raise ValueError(f"{name}: the audio is empty")
-    if not np.isfinite(samples).all():
-        raise ValueError(f"{name}: the audio contains NaN or infinite samples")
+    finite = np.isfinite(samples)
+    if not finite.any():
+        raise ValueError(f"{name}: every audio sample is NaN or infinite")
+    if not finite.all():   # silence them, as load_audio does for the model (same file, same rule)
+        samples = np.where(finite, samples, np.float32(0))
     if rate not in AAC_RATES:
         import soxr
 

@@ -90,6 +90,7 @@ def test_model_suite_step_job(tmp_path, one_thread):
     (["--ops", "conv"], "--ops: unknown op 'conv'"),
     (["--window", "1"], "--window must be >= 2 frames"),
     (["--threads", "0"], "--threads must be >= 1"),
+    (["--budget", "-1"], "--budget must be a number of seconds > 0"),
     (["--tf32"], "--tf32: TF32 is a CUDA tensor-core format"),
 ])
 def test_bad_arguments_give_one_line_errors(args, message, capsys):

@@ -144,3 +144,5 @@ def test_hubert_features_through_prepare_and_dataset(folders):
     assert item["audio"].shape == (2 * item["exp"].shape[0], 16)
     assert ds.cache.hits == 1 and ds.cache.misses == 0
     assert main(["prepare", str(a), str(c), "-o", str(root / "ds2"), "--feature", "hubert"]) == 2
+    assert main(["prepare", str(a), str(c), "-o", str(root / "ds3"), "--min-frames", "-1"]) == 2
+    assert not (root / "ds3").exists()

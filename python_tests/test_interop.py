@@ -235,3 +235,10 @@ def test_per_key_mat_transform_params_are_checked(tmp_path, tp, match):
     savemat(tmp_path / "k.mat", {**keys, "transform_params": tp})
     with pytest.raises(ValueError, match=f"k.mat: 'transform_params' {match}"):
         read_motion(tmp_path / "k.mat")
+
+
+@pytest.mark.parametrize("width", [257, 73])
+def test_complex_arrays_are_not_coefficients(tmp_path, width):
+    np.save(tmp_path / "c.npy", np.zeros((3, width), np.complex64))
+    with pytest.raises(ValueError, match="must be \\(frames, .*numbers, got complex64"):
+        read_motion(tmp_path / "c.npy")

@@ -80,6 +80,8 @@ def test_odd_rate_is_resampled_and_silent_video_works(tmp_path):
     (np.zeros((3, 16, 16, 3), np.uint8), np.zeros(100, bool), dict(sample_rate=16000),
      "expected numeric samples, got dtype bool"),
     (np.zeros((3, 16, 16, 3), np.uint8), np.zeros(0), dict(sample_rate=16000), "audio is empty"),
+    (np.zeros((3, 16, 16, 3), np.uint8), np.full(100, np.nan), dict(sample_rate=16000),
+     "every audio sample is NaN or infinite"),
     (np.zeros((3, 16, 16, 3), np.uint8), None, dict(fps=0), "fps must be"),
     (np.zeros((3, 16, 16, 3), np.uint8), None, dict(fps=1e-9), "fps must be"),
     (np.zeros((3, 16, 16, 3), np.uint8), None, dict(fps=float("nan")), "fps must be"),
@@ -208,3 +210,10 @@ def test_render_command_end_to_end(tmp_path):
         assert res.returncode == 2 and message in res.stderr
         assert len(res.stderr.strip().splitlines()) == 1
         assert not (tmp_path / "x.mp4").exists()
+
+
+def test_partly_non_finite_audio_is_silenced_as_load_audio_does(tmp_path):
+    x = tone(0.4)
+    x[1000:1100] = np.nan
+    write_video(np.zeros((10, 16, 16, 3), np.uint8), x, tmp_path / "o.mp4", sample_rate=16000)
+    assert probe(tmp_path / "o.mp4")["audio_codec"] == "aac"

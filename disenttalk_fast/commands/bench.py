@@ -5,6 +5,7 @@ with ratios, and optionally writes JSON and a PNG chart."""
 from __future__ import annotations
 
 import datetime
+import math
 import platform
 import sys
 
@@ -81,6 +82,8 @@ def _run(args) -> int:
     from disenttalk_fast.bench.bandwidth import peak_gbps
     from disenttalk_fast.cli import UserError
 
+    if not (math.isfinite(args.budget) and args.budget > 0):
+        raise UserError(f"--budget must be a number of seconds > 0, got {args.budget}")
     if args.threads is not None:
         if args.threads < 1:
             raise UserError(f"--threads must be >= 1, got {args.threads}")

@@ -36,6 +36,8 @@ def run(args) -> int:
     from disenttalk_fast.cli import UserError
     from disenttalk_fast.data.prepare import prepare_dataset
 
+    if args.min_frames < 1:
+        raise UserError(f"--min-frames must be >= 1, got {args.min_frames}")
     if args.feature == "hubert" and not args.hubert:
         raise UserError("--feature hubert needs --hubert DIR (a local HuBERT model folder)")
     try:

@@ -87,7 +87,7 @@ def _check_2d(path, key, a, width):
     a = np.asarray(a)
     if a.ndim == 1 and a.size == width:
         a = a[None]
-    if a.ndim != 2 or a.shape[1] != width or not np.issubdtype(a.dtype, np.number):
+    if a.ndim != 2 or a.shape[1] != width or a.dtype.kind not in "fiu":   # real numbers only
         raise ValueError(f"{path}: '{key}' must be (frames, {width}) numbers, got "
                          f"{a.dtype} {a.shape}")
     return a.astype(np.float32)

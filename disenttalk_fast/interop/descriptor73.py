@@ -52,7 +52,7 @@ def check(path, a) -> np.ndarray:
     a = np.asarray(a)
     if a.ndim == 1 and a.size == DIMS:
         a = a[None]
-    if a.ndim != 2 or a.shape[1] != DIMS or not np.issubdtype(a.dtype, np.number):
+    if a.ndim != 2 or a.shape[1] != DIMS or a.dtype.kind not in "fiu":   # real numbers only
         raise ValueError(f"{path}: a 73-d descriptor must be (frames, {DIMS}) numbers, got "
                          f"{a.dtype} {a.shape}")
     return a.astype(np.float32)
