@@ -109,6 +109,8 @@ def test_auto_runs_head_dims_the_kernels_lack_on_the_reference_ops():
                                    ref(z, t, ref.encode_audio(audio)), rtol=1e-5, atol=1e-5)
         with pytest.raises(OpInputError, match="supports head_dim"):
             FastDenoiser.from_reference(ref, "cpu")(z, t, ref.encode_audio(audio))
+    with pytest.raises(TypeError, match="expected a DisentTalkDenoiser, got str"):
+        FastDenoiser.from_reference("model.safetensors")
 
 
 @pytest.mark.skipif(not backends.triton_available(), reason="triton not installed")

@@ -40,6 +40,9 @@ class FastDenoiser(DisentTalkDenoiser):
     @classmethod
     def from_reference(cls, model: DisentTalkDenoiser, backend: str = "auto") -> "FastDenoiser":
         """A FastDenoiser with `model`'s config, partition, weights, device, dtype and mode."""
+        if not isinstance(model, DisentTalkDenoiser):
+            raise TypeError(f"FastDenoiser.from_reference: expected a DisentTalkDenoiser, got "
+                            f"{type(model).__name__}")
         fast = cls(model.config, model.partition, backend)
         _copy_into(fast, model)
         return fast
