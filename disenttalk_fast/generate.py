@@ -357,7 +357,7 @@ def _generate(ckpt, audio, t0, *, sampler, steps, guidance, seed, pose, control,
                    overlap=overlap, progress=bar)
     finally:
         bar.close()
-    exp = _check_finite(ckpt.denormalize(z[0].float()).cpu().numpy(), guidance)
+    exp = _check_finite(ckpt.denormalize(z[0].float()).cpu().numpy(), model, guidance)
     seconds = time.perf_counter() - t0
     meta = {"sampler": sampler, "steps": steps, "guidance": float(guidance), "seed": int(seed),
             "window": int(window), "overlap": int(overlap),
@@ -370,11 +370,12 @@ def _generate(ckpt, audio, t0, *, sampler, steps, guidance, seed, pose, control,
     return Motion(exp, pose_track(pose, num_frames), 25.0, ckpt.partition, meta)
 
 
-def _check_finite(exp: np.ndarray, guidance: float) -> np.ndarray:
+def _check_finite(exp: np.ndarray, model, guidance: float) -> np.ndarray:
     """The generated motion, or a one-line error instead of handing out NaN / inf frames."""
     if not np.isfinite(exp).all():
-        raise ValueError(f"the generated motion is not finite (guidance {guidance:g}: a scale "
-                         f"far beyond the trained 1-5 overflows float32)")
+        raise ValueError(f"the generated motion is not finite: a value overflowed "
+                         f"({_dtype_name(model)} weights, guidance {guidance:g}; a scale far "
+                         f"beyond 1-5, fp16's range or untrained weights can do that)")
     return exp
 
 
@@ -446,7 +447,7 @@ def _generate_bounded(ckpt, audio, sr, t0, *, sampler, steps, guidance, seed, po
         parts.append(stream.flush())
     finally:
         bar.close()
-    exp = _check_finite(np.concatenate([p.exp for p in parts]), guidance)
+    exp = _check_finite(np.concatenate([p.exp for p in parts]), ckpt.model, guidance)
     pose_arr = np.concatenate([p.pose for p in parts])
     seconds = time.perf_counter() - t0
     meta = {"sampler": sampler, "steps": steps, "guidance": float(guidance), "seed": int(seed),

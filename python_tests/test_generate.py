@@ -362,8 +362,15 @@ def test_half_precision_weights_on_the_cpu(ckpt_path, wav, tmp_path, capsys):
     with pytest.raises(ValueError, match="dtype must be one of fp32, fp16, bf16"):
         load_model(ckpt_path, "cpu", dtype="int8")
     out = tmp_path / "half.npz"
+    # bf16, not fp16: this untrained tiny model's x0 estimate reaches ~5e5 after the first of 2
+    # steps, past fp16's 65504, and a non-finite motion is refused (the next check).
     assert main(["generate", str(wav), "--model", str(ckpt_path), "-o", str(out), "--dtype",
-                 "fp16", "--steps", "2", "--no-progress"]) == 0 and out.is_file()
+                 "bf16", "--steps", "2", "--no-progress"]) == 0 and out.is_file()
+    overflow = tmp_path / "fp16.npz"
+    assert main(["generate", str(wav), "--model", str(ckpt_path), "-o", str(overflow),
+                 "--dtype", "fp16", "--steps", "2", "--no-progress"]) == 2
+    assert "generated motion is not finite" in capsys.readouterr().err
+    assert not overflow.exists()
     bad = tmp_path / "bad.npz"
     assert main(["generate", str(wav), "--model", str(ckpt_path), "-o", str(bad), "--dtype",
                  "bf16", "--backend", "cpu", "--steps", "2", "--no-progress"]) == 2
