@@ -61,7 +61,8 @@ def prepare_audio(model, audio, num_frames: int | None, batch: int | None, devic
     if audio is None:
         if num_frames is None:
             raise ValueError("num_frames is required when no audio is given")
-        return None, _count(1 if batch is None else batch, "batch"), _count(num_frames, "num_frames")
+        batch = 1 if batch is None else batch
+        return None, _count(batch, "batch"), _count(num_frames, "num_frames")
     if isinstance(audio, AudioCache):
         b, n = _cache_shape(audio)
         if num_frames is not None and num_frames != n:
