@@ -35,11 +35,13 @@ class UserError(Exception):
 MAX_NAME_BYTES = 230
 
 
-def check_output_file(path) -> Path:
+def check_output_file(path, suffix: str | None = None) -> Path:
     """`path` as a Path, or a one-line UserError now, before any work, for an output file that
     could not be written at the end: a missing or read-only folder, a directory in its place,
-    a name too long."""
+    a name too long, or (given `suffix`) another extension than the content it will hold."""
     out = Path(path)
+    if suffix is not None and out.suffix.lower() != suffix:
+        raise UserError(f"{out}: the output is a {suffix} file; name it so")
     folder = out.parent
     if len(out.name.encode()) > MAX_NAME_BYTES:   # (first: stat() itself fails on such a name)
         raise UserError(f"{out.name[:40]}...: file name too long ({len(out.name.encode())} "

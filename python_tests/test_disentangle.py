@@ -170,13 +170,14 @@ def test_cli_installed_script_and_missing_file(tmp_path):
     (lambda d: (d / "x.npy").write_bytes(b"garbage!"), "cannot read .npy file"),
     (lambda d: np.savez(d / "x.npz", other=np.zeros((3, 4))), "no 'exp', 'coeff'"),
     (lambda d: savemat(d / "x.mat", {"coeff": np.zeros((3, 100))}), "must have 257 columns"),
+    (lambda d: np.save(d / "x.npy", np.zeros((5, 8))), "the output is a .json file"),
 ])
 def test_cli_bad_files(tmp_path, capsys, setup, match):
     setup(tmp_path)
     bad = next(p for p in tmp_path.iterdir())
     good = tmp_path / "good.npy"
     np.save(good, np.random.default_rng(0).standard_normal((5, 8)))
-    out = tmp_path / "p.json"
+    out = tmp_path / ("p.txt" if "output" in match else "p.json")
     assert main(["disentangle", "--original", str(bad), "--closed-lips", str(good),
                  "--closed-eyes", str(good), "-o", str(out), "--k-lip", "2", "--k-eye", "2"]) == 2
     err = capsys.readouterr().err

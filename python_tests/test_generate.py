@@ -198,7 +198,8 @@ def test_cli_refuses_unwritable_outputs_before_working(ckpt_path, wav, tmp_path,
              (["-o", str(tmp_path / ("a" * 300 + ".npz"))], "file name too long"),
              (["-o", str(tmp_path / "o.mp4"), "--size", "63"], "--size must be an even number"),
              (["-o", str(tmp_path / "o.npz"), "--template", str(ref)], "takes no template"),
-             (["-o", str(tmp_path / "o.npz"), "--device", "meta"], "--device")]
+             (["-o", str(tmp_path / "o.npz"), "--device", "meta"], "--device"),
+             (["-o", str(tmp_path / "o.npz"), "--layer", "3"], "apply to HuBERT models")]
     for args, match in cases:
         assert main(["generate", str(wav), "--model", str(ckpt_path), "--no-progress"]
                     + args) == 2

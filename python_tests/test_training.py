@@ -149,8 +149,15 @@ def test_train_command_trains_and_resumes(npz, tmp_path, capsys):
     (("--steps", 2, "--config", "{bad"), "--config: not valid JSON"),
     (("--steps", 2, "--config", '{"colour": 1}'), "unknown config key(s) 'colour'"),
     (("--steps", 2, "--config", '{"timesteps": 0}'), "timesteps must be >= 1"),
+    (("--steps", 2, "--lr", "nan"), "--lr must be a finite number > 0"),
+    (("--steps", 2, "--batch-size", 0), "--batch-size must be >= 1"),
+    (("--steps", 2, "--window", 0), "--window must be >= 1 frame"),
+    (("--steps", 2, "--device", "meta"), "--device"),
+    (("--steps", 2, "--out", "model.pt"), "the output is a .safetensors file"),
 ])
 def test_train_command_errors_are_one_line(npz, tmp_path, capsys, args, message):
+    if "--out" in args:   # (the later --out wins)
+        args = (*args[:-1], tmp_path / args[-1])
     assert run_cli("train", npz, "--out", tmp_path / "x.safetensors", *args) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err and err.startswith("disenttalk train: error:")

@@ -48,7 +48,7 @@ def run(args) -> int:
                                 k_lip=args.k_lip, k_eye=args.k_eye)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    out = check_output_file(args.output)
+    out = check_output_file(args.output, ".json")
     partition.save(out)
     print(f"{out}: lip {list(partition.lip)}  eye {list(partition.eye)}  "
           f"global {len(partition.global_)} dims  ({len(names) or 1} clip(s))")

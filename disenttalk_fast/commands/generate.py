@@ -112,6 +112,9 @@ def run(args) -> int:
         ckpt = load_model(args.model, args.device, args.backend, dtype=args.dtype)
     except CheckpointError as exc:
         raise UserError(str(exc)) from None
+    if ckpt.feature_type != "hubert" and (args.hubert or args.layer is not None):
+        raise UserError(f"{args.model}: --hubert / --layer apply to HuBERT models; this one uses "
+                        f"'{ckpt.feature_type}' features")
     if ckpt.feature_type == "hubert" and not args.hubert:
         raise UserError(f"{args.model}: the model uses HuBERT features; pass --hubert DIR "
                         "(the local HuBERT folder it was trained with)")

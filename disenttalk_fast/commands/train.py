@@ -12,6 +12,7 @@ DisentTalkConfig fields; num_dims, audio_dim and feature_type default to the dat
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from disenttalk_fast.cli import UserError, check_device_arg, check_output_file
@@ -84,7 +85,7 @@ def run(args) -> int:
     from disenttalk_fast.training.trainer import Trainer
 
     check_steps(args.steps)
-    out = check_output_file(args.out)
+    out = check_output_file(args.out, ".safetensors")
     check_device_arg(args.device)
     if args.resume and not out.is_file():
         raise UserError(f"{out}: nothing to resume (no such checkpoint)")
@@ -92,6 +93,13 @@ def run(args) -> int:
         raise UserError(f"{out} exists: pass --resume to continue it or --overwrite to start again")
     if args.checkpoint_every < 0:
         raise UserError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
+    # The overriding flags are checked here, so that an error names the flag, not --config.
+    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
+        raise UserError(f"--lr must be a finite number > 0, got {args.lr}")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.window is not None and args.window < 1:
+        raise UserError(f"--window must be >= 1 frame, got {args.window}")
     cfg_fields = parse_config_arg(args.config)
     overrides = {k: v for k, v in (("lr", args.lr), ("batch_size", args.batch_size),
                                    ("window", args.window)) if v is not None}

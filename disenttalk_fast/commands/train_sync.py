@@ -41,7 +41,7 @@ def run(args) -> int:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
     if not (math.isfinite(args.lr) and args.lr > 0):
         raise UserError(f"--lr must be a finite number > 0, got {args.lr}")
-    out = check_output_file(args.out)
+    out = check_output_file(args.out, ".safetensors")
     check_device_arg(args.device)
     data = load_training_data(args.data, args.feature, **extractor_options(args))
     if args.partition:
