@@ -12,7 +12,8 @@ import re
 
 
 def cpu_flags() -> frozenset[str] | None:
-    """This CPU's feature flags as Linux reports them (/proc/cpuinfo), or None where unknown."""
+    """This CPU's feature flags as Linux reports them (/proc/cpuinfo); elsewhere (macOS, Windows)
+    what PyTorch's own CPU dispatch detected (`_flags_from_torch`); None where unknown."""
     try:
         with open("/proc/cpuinfo") as info:
             for line in info:
@@ -21,6 +22,28 @@ def cpu_flags() -> frozenset[str] | None:
                     return frozenset(value.split())
     except OSError:
         pass
+    return _flags_from_torch()
+
+
+# x86-64-v3's features as /proc/cpuinfo names them (see CMakeLists.txt): every CPU with AVX2 and
+# FMA, which PyTorch's "AVX2" dispatch level requires, has the others too (Haswell and later).
+X86_64_V3 = frozenset({"avx", "avx2", "fma", "f16c", "bmi1", "bmi2", "abm", "movbe"})
+
+
+def _flags_from_torch() -> frozenset[str] | None:
+    """The x86-64-v3 flags when PyTorch dispatches to AVX2 / AVX-512 kernels, none when it runs
+    its baseline ones, None when it says nothing. (ATEN_CPU_CAPABILITY=default lowers its level
+    on purpose, and then the C++ kernels are reported unavailable too.)"""
+    try:
+        from disenttalk_fast._torch import torch
+
+        level = torch.backends.cpu.get_cpu_capability()
+    except Exception:  # no torch, or a build without the query: unknown
+        return None
+    if level.startswith(("AVX2", "AVX512")):
+        return X86_64_V3
+    if level in ("DEFAULT", "NO AVX"):
+        return frozenset()
     return None
 
 

@@ -59,6 +59,23 @@ def test_missing_cpu_features():
     assert flags is None or "fpu" in flags or "fp" in flags   # x86 / ARM spelling
 
 
+def test_cpu_flags_without_proc_cpuinfo_come_from_torch(monkeypatch):
+    """macOS / Windows: no /proc/cpuinfo, so PyTorch's dispatch level stands in for the flags."""
+    from disenttalk_fast import _native
+
+    def no_proc(*args, **kwargs):
+        raise OSError("no /proc here")
+
+    monkeypatch.setattr(_native, "open", no_proc, raising=False)
+    cpu = torch.backends.cpu
+    for level, missing in [("AVX2", []), ("AVX512", []), ("DEFAULT", ["avx2", "fma"]),
+                           ("NO AVX", ["avx2", "fma"])]:
+        monkeypatch.setattr(cpu, "get_cpu_capability", lambda level=level: level)
+        assert _native.missing_cpu_features(("avx2", "fma"), _native.cpu_flags()) == missing
+    monkeypatch.setattr(cpu, "get_cpu_capability", lambda: "SVE256")   # says nothing about x86
+    assert _native.cpu_flags() is None
+
+
 def test_portable_build_on_an_old_cpu_reports_kernels_unavailable(tmp_path):
     # A portable x86-64 build (x86-64-v3) on a CPU without AVX2 must not import _C (it would
     # die on an illegal instruction): the kernels are reported unavailable, with the reason, and
