@@ -82,13 +82,16 @@ def save_checkpoint(path: str | os.PathLike, model: DisentTalkDenoiser, *, parti
     tensors = {}
     state = model.state_dict()
     for key, value in state.items():
-        tensors[MODEL_PREFIX + key] = _cpu(value)
+        tensors[MODEL_PREFIX + key] = _checked(path, MODEL_PREFIX + key, value, value)
     if ema_state is not None:
+        if not isinstance(ema_state, dict):
+            raise ValueError(f"{path}: ema_state must be a state_dict, not a "
+                             f"{type(ema_state).__name__}")
         if set(ema_state) != set(state):
             diff = sorted(set(ema_state) ^ set(state))[:3]
             raise ValueError(f"{path}: ema_state keys differ from the model's (e.g. {diff})")
         for key, value in ema_state.items():
-            tensors[EMA_PREFIX + key] = _cpu(value)
+            tensors[EMA_PREFIX + key] = _checked(path, EMA_PREFIX + key, value, state[key])
     for key, value in (extra_tensors or {}).items():
         if not isinstance(value, torch.Tensor):
             raise ValueError(f"{path}: extra tensor {key!r} is a {type(value).__name__}, "
@@ -117,13 +120,29 @@ def save_checkpoint(path: str | os.PathLike, model: DisentTalkDenoiser, *, parti
         save_file(tensors, tmp, metadata=metadata)
 
 
+def _checked(path, name: str, value, like: torch.Tensor) -> torch.Tensor:
+    """`value` for the file, refused here when load_checkpoint would refuse it (`like`: the model
+    tensor it must match), so a saved file always loads."""
+    if not isinstance(value, torch.Tensor):
+        raise ValueError(f"{path}: tensor {name!r} is a {type(value).__name__}, not a tensor")
+    if tuple(value.shape) != tuple(like.shape) or value.dtype != like.dtype:
+        raise ValueError(f"{path}: tensor {name!r} is {value.dtype} {tuple(value.shape)}, the "
+                         f"model's is {like.dtype} {tuple(like.shape)}")
+    if value.is_floating_point() and not torch.isfinite(value).all():
+        raise ValueError(f"{path}: tensor {name!r} holds NaN or inf (a diverged training run?)")
+    return _cpu(value)
+
+
 def _cpu(t: torch.Tensor) -> torch.Tensor:
     # safetensors needs contiguous, unshared storage; clone so views of one buffer don't clash.
     return t.detach().to("cpu").contiguous().clone()
 
 
 def _stats_tensor(value, name: str, config: DisentTalkConfig) -> torch.Tensor:
-    t = torch.as_tensor(value, dtype=torch.float32).detach().cpu().reshape(-1)
+    try:
+        t = torch.as_tensor(value, dtype=torch.float32).detach().cpu().reshape(-1)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"{name} must be {config.num_dims} numbers ({exc})") from None
     if t.numel() != config.num_dims:
         raise ValueError(f"{name} must have {config.num_dims} values, got {t.numel()}")
     if not torch.isfinite(t).all():

@@ -7,10 +7,14 @@ disentanglement analysis (paper Eq. 1-2, `disenttalk_fast.disentangle`).
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 
 from disenttalk_fast._atomic import atomic_output
+from disenttalk_fast.config import SIZE_LIMITS
 
 REGIONS = ("lip", "eye", "global")
 
@@ -30,17 +34,48 @@ class Partition:
     scores: dict[str, tuple[float, ...]] = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
+        # Checked before anything is built from it: a crafted file's num_dims = 10**9 would
+        # otherwise allocate lists of that length.
+        n = self.num_dims
+        if not _is_int(n) or not 1 <= n <= SIZE_LIMITS["num_dims"]:
+            raise ValueError(f"num_dims must be an integer in 1..{SIZE_LIMITS['num_dims']}, "
+                             f"got {n!r}")
+        object.__setattr__(self, "num_dims", int(n))
         for name in ("lip", "eye", "global_"):
-            object.__setattr__(self, name, tuple(int(i) for i in getattr(self, name)))
+            dims = getattr(self, name)
+            # No int() coercion: "01" or 1.7 would silently become other dims.
+            if (isinstance(dims, (str, bytes)) or not hasattr(dims, "__iter__")
+                    or not all(_is_int(i) for i in dims)):
+                raise ValueError(f"{name.rstrip('_')} must be a list of integer dims, "
+                                 f"got {dims!r}"[:200])
+            object.__setattr__(self, name, tuple(int(i) for i in dims))
+        object.__setattr__(self, "scores", self._checked_scores(self.scores))
         all_dims = self.lip + self.eye + self.global_
         if sorted(all_dims) != list(range(self.num_dims)):
-            dup = sorted({i for i in all_dims if all_dims.count(i) > 1})
+            # Counter, not list.count: a crafted file may hold a very long index list.
+            dup = sorted(i for i, k in Counter(all_dims).items() if k > 1)
             missing = sorted(set(range(self.num_dims)) - set(all_dims))
             raise ValueError(f"partition must cover dims 0..{self.num_dims - 1} exactly once "
                              f"(duplicated: {dup or 'none'}, missing or out of range: "
                              f"{missing or sorted(set(all_dims) - set(range(self.num_dims)))})")
         if not self.lip or not self.eye or not self.global_:
             raise ValueError("partition regions must each hold at least one dim")
+
+    def _checked_scores(self, scores) -> dict[str, tuple[float, ...]]:
+        if not isinstance(scores, dict):
+            raise ValueError(f"scores must be a mapping of region to values, got "
+                             f"{type(scores).__name__}")
+        out = {}
+        for region, values in scores.items():
+            if region not in ("lip", "eye"):
+                raise ValueError(f"scores: unknown region {region!r} (expected lip, eye)")
+            if (isinstance(values, (str, bytes, dict)) or not hasattr(values, "__len__")
+                    or len(values) != self.num_dims
+                    or not all(isinstance(v, numbers.Real) and not isinstance(v, bool)
+                               and math.isfinite(v) for v in values)):
+                raise ValueError(f"scores[{region!r}] must be {self.num_dims} finite numbers")
+            out[region] = tuple(float(v) for v in values)
+        return out
 
     # -- access ------------------------------------------------------------------------------
     def region(self, name: str) -> tuple[int, ...]:
@@ -81,9 +116,18 @@ class Partition:
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "partition") -> "Partition":
+        if not isinstance(d, dict):
+            raise ValueError(f"{source}: expected a JSON object, got {type(d).__name__}")
+        # A typo ("lips") must not pass unnoticed, as in DisentTalkConfig.from_dict.
+        unknown = sorted(map(str, set(d) - {"num_dims", "lip", "eye", "global", "scores"}))
+        if unknown:
+            raise ValueError(f"{source}: unknown partition key(s) {', '.join(map(repr, unknown))}")
+        for key in ("lip", "eye", "global"):
+            if key in d and not isinstance(d[key], list):
+                raise ValueError(f"{source}: {key} must be a list of dims, got "
+                                 f"{type(d[key]).__name__}")
         try:
-            return cls(d["lip"], d["eye"], d["global"], int(d["num_dims"]),
-                       {k: tuple(map(float, v)) for k, v in d.get("scores", {}).items()})
+            return cls(d["lip"], d["eye"], d["global"], d["num_dims"], d.get("scores", {}))
         except KeyError as exc:
             raise ValueError(f"{source}: missing key {exc.args[0]!r}") from None
         except (TypeError, ValueError) as exc:
@@ -99,12 +143,20 @@ class Partition:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Partition":
         try:
-            with open(path) as f:
+            with open(path, encoding="utf-8") as f:
                 d = json.load(f)
         except FileNotFoundError:
             raise FileNotFoundError(f"{path}: no such partition file") from None
+        except IsADirectoryError:
+            raise ValueError(f"{path}: is a directory, not a partition file") from None
+        except UnicodeDecodeError:
+            raise ValueError(f"{path}: not a partition file (not UTF-8 text)") from None
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
         if not isinstance(d, dict):
             raise ValueError(f"{path}: expected a JSON object")
         return cls.from_dict(d, str(path))
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)

@@ -157,3 +157,29 @@ def test_bad_save_arguments(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         save_checkpoint(tmp_path / "no" / "x", model, **ok)
     assert os.listdir(tmp_path) == []
+
+
+def test_save_refuses_what_load_would_refuse(tmp_path):
+    model = tiny_model()
+    mean, std = stats(model.config.num_dims)
+    path = tmp_path / "bad.safetensors"
+
+    def save(**kw):
+        save_checkpoint(path, model, partition=model.partition, exp_mean=mean, exp_std=std, **kw)
+
+    ema = {k: v.clone() for k, v in model.state_dict().items()}
+    key = next(k for k, v in ema.items() if v.is_floating_point())
+    for value, message in ((torch.full_like(ema[key], float("inf")), "holds NaN or inf"),
+                           (ema[key][:1].clone(), "the model's is"),
+                           (ema[key].double(), "the model's is")):
+        with pytest.raises(ValueError, match=f"'ema.{key}' .*{message}"):
+            save(ema_state={**ema, key: value})
+    with pytest.raises(ValueError, match="ema_state must be a state_dict"):
+        save(ema_state=[1])
+    with pytest.raises(ValueError, match="exp_std must be"):
+        save_checkpoint(path, model, partition=model.partition, exp_mean=mean, exp_std=None)
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("nan"))
+    with pytest.raises(ValueError, match="'model.* holds NaN or inf"):
+        save()
+    assert not path.exists()

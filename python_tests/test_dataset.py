@@ -126,6 +126,78 @@ def test_bad_dataset_folders(tmp_path):
         prepare_dataset(a, c, tmp_path / "ds")
 
 
+@pytest.fixture()
+def small_dataset(tmp_path):
+    a, c = tmp_path / "audio", tmp_path / "coeffs"
+    a.mkdir()
+    c.mkdir()
+    for i in range(2):
+        write_clip(a, c, f"clip{i}", 12, dims=16, seed=i)
+    prepare_dataset(a, c, tmp_path / "ds", feature=None, val_fraction=0.0)
+    return tmp_path / "ds"
+
+
+@pytest.mark.parametrize("edit,match", [
+    ({"exp_dim": None}, "exp_dim must be an integer"),
+    ({"exp_dim": "abc"}, "exp_dim must be an integer"),
+    ({"format_version": "abc"}, "format_version must be an integer"),
+    ({"fps": "abc"}, "fps must be a finite number"),
+    ({"exp_mean": ["a"] * 16}, "exp_mean must be a list of 16 numbers"),
+    ({"exp_std": [-1.0] * 16}, "exp_std holds negative"),      # was silently replaced by 1
+    ({"exp_std": [float("nan")] * 16}, "exp_std holds non-finite"),
+])
+def test_corrupt_dataset_json(small_dataset, edit, match):
+    meta = json.loads((small_dataset / "dataset.json").read_text())
+    meta.update(edit)
+    (small_dataset / "dataset.json").write_text(json.dumps({k: v for k, v in meta.items()
+                                                            if v is not None}))
+    with pytest.raises(ValueError, match=match) as info:
+        ClipDataset(small_dataset)
+    assert "dataset.json: " in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name,content,match", [
+    ("dataset.json", b"[1]", "dataset.json: expected a JSON object"),
+    ("dataset.json", b"\xff\xfe\x00", "dataset.json: not a dataset file"),
+    ("manifest.jsonl", b"[1, 2]\n", "manifest.jsonl: line 1 is not a JSON object"),
+    ("manifest.jsonl", b'{"id": "a", "motion": "m", "audio": "a", "frames": "abc"}\n',
+     "manifest.jsonl: line 1: frames must be an integer"),
+])
+def test_corrupt_dataset_files(small_dataset, name, content, match):
+    (small_dataset / name).write_bytes(content)
+    with pytest.raises(ValueError, match=match):
+        ClipDataset(small_dataset)
+
+
+def test_zero_std_dims_still_use_std_one(small_dataset):
+    meta = json.loads((small_dataset / "dataset.json").read_text())
+    meta["exp_std"][3] = 0.0
+    (small_dataset / "dataset.json").write_text(json.dumps(meta))
+    assert ClipDataset(small_dataset).exp_std[3] == 1
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"tolerance_frames": float("nan")}, "tolerance_frames must be a finite number >= 0"),
+    ({"tolerance_frames": -1}, "tolerance_frames must be a finite number >= 0"),
+    ({"exp_dim": "16"}, "exp_dim must be an integer >= 1"),
+    ({"fps": float("inf")}, "fps must be a finite number > 0"),
+    ({"min_frames": 2.5}, "min_frames must be an integer >= 1"),
+    ({"val_fraction": float("nan")}, "val_fraction must be in"),
+])
+def test_prepare_rejects_bad_arguments(tmp_path, kwargs, match):
+    a, c = tmp_path / "audio", tmp_path / "coeffs"
+    a.mkdir()
+    c.mkdir()
+    # A 20-frame motion with 60 frames of audio: NaN tolerance used to accept it.
+    write_clip(a, c, "mismatch", 20, audio_frames=60, dims=16)
+    with pytest.raises(ValueError, match=match):
+        prepare_dataset(a, c, tmp_path / "ds", feature=None, **kwargs)
+    assert not (tmp_path / "ds").exists()
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ValueError, match="afile: exists and is not a folder"):
+        prepare_dataset(a, c, tmp_path / "afile", feature=None)
+
+
 def test_hubert_features_through_prepare_and_dataset(folders):
     transformers = pytest.importorskip("transformers")
     import torch

@@ -97,6 +97,39 @@ def test_partition_json_round_trip(tmp_path):
     assert back == part and back.scores == part.scores
 
 
+PART = {"num_dims": 6, "lip": [0, 1], "eye": [2], "global": [3, 4, 5]}
+
+
+@pytest.mark.parametrize("edit,match", [
+    ({"num_dims": 10**9}, "num_dims must be an integer in 1..4096"),   # bounded before building
+    ({"num_dims": 6.9}, "num_dims must be an integer"),
+    ({"num_dims": "6"}, "num_dims must be an integer"),
+    ({"lip": "01"}, "lip must be a list"),
+    ({"lip": [0, 1.7]}, "lip must be a list of integer dims"),
+    ({"lip": [False, True]}, "lip must be a list of integer dims"),
+    ({"lips": [0, 1]}, "unknown partition key"),
+    ({"scores": [1, 2]}, "scores must be a mapping"),
+    ({"scores": None}, "scores must be a mapping"),
+    ({"scores": {"lip": [1.0]}}, "must be 6 finite numbers"),
+    ({"scores": {"lip": [float("nan")] * 6}}, "must be 6 finite numbers"),
+    ({"scores": {"nose": [1.0] * 6}}, "unknown region 'nose'"),
+])
+def test_partition_from_dict_rejects_bad_values(edit, match):
+    with pytest.raises(ValueError, match=match) as info:
+        Partition.from_dict({**PART, **edit}, "p.json")
+    assert str(info.value).startswith("p.json: ") and "\n" not in str(info.value)
+    good = Partition.from_dict({**PART, "scores": {"lip": [0, 1, 2, 3, 4, 5.5]}})
+    assert good.lip == (0, 1) and good.scores == {"lip": (0.0, 1.0, 2.0, 3.0, 4.0, 5.5)}
+
+
+def test_partition_load_bad_files(tmp_path):
+    (tmp_path / "bin.json").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ValueError, match="bin.json: not a partition file"):
+        Partition.load(tmp_path / "bin.json")
+    with pytest.raises(ValueError, match="is a directory"):
+        Partition.load(tmp_path)
+
+
 @pytest.mark.parametrize("args,match", [
     (("orig2d", "short", "orig2d"), "closed_lips clip 0 has shape"),
     (("orig2d", "orig2d", "wide"), "closed_eyes clip 0 has shape"),

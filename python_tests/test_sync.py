@@ -90,3 +90,59 @@ def test_training_errors():
         train_sync_expert([{"exp": torch.zeros(6, 12), "audio": torch.zeros(12, 6)}], LIPS, steps=1)
     with pytest.raises(ValueError, match="clip 0: need exp"):
         train_sync_expert([{"exp": torch.zeros(6, 12), "audio": torch.zeros(5, 6)}], LIPS, steps=1)
+
+
+def test_training_rejects_bad_arguments_and_clips():
+    clips = synthetic_clips(2, 30, seed=1)
+
+    def train(data=clips, lip=LIPS, **kw):
+        train_sync_expert(data, lip, **{"steps": 1, "batch_size": 4, "hidden": 8,
+                                        "embed_dim": 4, **kw})
+
+    for lip, message in (((0, 1, 12), "lip_dims go up to 12; the clips' exp has 12 dims"),
+                         ((-1, 0), "integers >= 0"), ((0, 0, 1), "lip_dims has duplicates"),
+                         ((0, 1.5), "integers >= 0"), ("012", "list of dim indices")):
+        with pytest.raises(ValueError, match=message):
+            train(lip=lip)
+    nan = [{"exp": clips[0]["exp"].clone(), "audio": clips[0]["audio"]}]
+    nan[0]["exp"][3, 0] = float("nan")
+    for data, message in ((nan, "clip 0: holds NaN or inf"),
+                          (clips[:1] + synthetic_clips(1, 30, audio_dim=7),
+                           "clip 1: .*audio dim 7"),
+                          ([{"exp": torch.zeros(30, 12)}], "clip 0: needs 'exp' and 'audio'")):
+        with pytest.raises(ValueError, match=message):
+            train(data)
+    for kw, message in (({"lr": float("nan")}, "lr must be"), ({"lr": -1.0}, "lr must be"),
+                        ({"steps": 2.5}, "steps must be an integer")):
+        with pytest.raises(ValueError, match=message):
+            train(**kw)
+
+
+def test_load_and_save_refuse_bad_files(expert, tmp_path):
+    import json
+
+    from safetensors.torch import save_file
+    tensors = {k: v.contiguous() for k, v in expert.state_dict().items()}
+    cfg = {"audio_dim": 6, "lip_dims": list(LIPS), "hidden": expert.hidden,
+           "embed_dim": expert.embed_dim}
+    for lips, message in (([-1, -2, -3], "integers >= 0"), ([0, 0, 0], "duplicates")):
+        path = tmp_path / "cfg.safetensors"
+        save_file(tensors, str(path), metadata={"format": "disenttalk-sync-expert/1",
+                                                "config": json.dumps({**cfg, "lip_dims": lips})})
+        with pytest.raises(ValueError,
+                           match=f"cfg.safetensors: invalid sync expert config.*{message}"):
+            SyncExpert.load(path)
+    path = tmp_path / "nan.safetensors"
+    key = next(iter(tensors))
+    save_file({**tensors, key: torch.full_like(tensors[key], float("nan"))}, str(path),
+              metadata={"format": "disenttalk-sync-expert/1", "config": json.dumps(cfg)})
+    with pytest.raises(ValueError, match="nan.safetensors: sync expert tensor .* NaN or inf"):
+        SyncExpert.load(path)
+    with pytest.raises(FileNotFoundError, match=r"nodir/x.safetensors: folder .*nodir does not"):
+        expert.save(tmp_path / "nodir" / "x.safetensors")
+    broken = SyncExpert(6, LIPS, 8, 4)
+    with torch.no_grad():
+        next(broken.parameters()).fill_(float("inf"))
+    with pytest.raises(ValueError, match="NaN or inf"):
+        broken.save(tmp_path / "inf.safetensors")
+    assert not (tmp_path / "inf.safetensors").exists()

@@ -113,6 +113,83 @@ def test_training_with_the_sync_expert_and_bf16():
         make_trainer(precision="fp8")
 
 
+@pytest.mark.parametrize("kw, message", [
+    ({"lambda_sync": -1.0}, "lambda_sync must be a finite number >= 0"),
+    ({"lambda_sync": float("nan")}, "lambda_sync must be"),
+    ({"grad_clip": -1.0}, "grad_clip must be a finite number >= 0"),
+    ({"grad_clip": float("nan")}, "grad_clip must be"),
+    ({"lr": 1e39}, "lr must be a number in"), ({"lr": float("inf")}, "lr must be"),
+    ({"batch_size": 2.7}, "batch_size must be an integer"),
+    ({"window": 12.9}, "window must be an integer"),
+])
+def test_bad_settings_are_refused(kw, message):
+    with pytest.raises(ValueError, match=message):
+        make_trainer(**kw)
+
+
+def test_bad_stats_and_fit_arguments_are_refused_before_training(tmp_path):
+    def trainer(**kw):
+        return Trainer(tiny_model(seed=2), CLIPS, seed=1, batch_size=4, window=12, **kw)
+
+    with pytest.raises(ValueError, match="exp_std must have 12 values, got 5"):
+        trainer(exp_std=torch.ones(5))
+    with pytest.raises(ValueError, match="exp_std must be > 0"):
+        trainer(exp_std=-torch.ones(12))
+    with pytest.raises(ValueError, match="exp_mean must be finite"):
+        trainer(exp_mean=torch.full((12,), float("nan")))
+    t = make_trainer()
+    with pytest.raises(ValueError, match="steps must be an integer"):
+        t.fit(1.5, progress=False)
+    with pytest.raises(ValueError, match="out: folder .*nodir does not exist"):
+        t.fit(2, out=tmp_path / "nodir" / "x.safetensors", progress=False)
+    assert t.step == 0
+
+
+def test_a_diverged_run_writes_no_checkpoint(tmp_path):
+    out = tmp_path / "run.safetensors"
+
+    def poison(step, stats):   # weights go bad after the step whose loss was still finite
+        with torch.no_grad():
+            next(t.model.parameters()).fill_(float("nan"))
+
+    t = make_trainer()
+    with pytest.raises(RuntimeError, match=r"training diverged: the weights hold NaN or inf "
+                                           r"after step 1; .*run.safetensors was not written"):
+        t.fit(1, out=out, progress=poison)
+    assert not out.exists()
+
+
+def test_sync_expert_must_fit_the_data_and_window():
+    expert = train_sync_expert(synthetic_clips(2, 30, audio_dim=7), (0, 1, 2), steps=1,
+                               batch_size=2, hidden=8, embed_dim=4)
+    with pytest.raises(ValueError, match="sync expert takes audio features of dim 7, the clips "
+                                         "have 6"):
+        make_trainer(sync_expert=expert)
+    expert = train_sync_expert(CLIPS, (0, 1, 2), steps=1, batch_size=2, hidden=8, embed_dim=4)
+    with pytest.raises(ValueError, match="window must be >= 5 frames with a sync expert"):
+        make_trainer(sync_expert=expert, window=4)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: m.pop("step"), "step must be an integer >= 0, got None"),
+    (lambda m: m.update(step="x"), "step must be"), (lambda m: m.update(step=-5), "step must be"),
+    (lambda m: m.update(step=2.5), "step must be"),
+    (lambda m: m.update(batch_size="abc"), "batch_size must be an integer"),
+])
+def test_resume_refuses_bad_training_state(tmp_path, edit, message):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    path = tmp_path / "run.safetensors"
+    make_trainer().fit(1, out=path, progress=False)
+    with safe_open(str(path), framework="pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    extra = json.loads(meta["extra"])
+    edit(extra["training"])
+    save_file(tensors, str(path), metadata={**meta, "extra": json.dumps(extra)})
+    with pytest.raises(ValueError, match=f"run.safetensors: bad training state \\({message}"):
+        Trainer.resume(path, CLIPS)
+
+
 # -- the commands ----------------------------------------------------------------------------------
 TINY = json.dumps({k: v for k, v in tiny_config().to_dict().items()
                    if k not in ("num_dims", "audio_dim", "feature_type")})

@@ -12,6 +12,7 @@ read from the dataset's feature cache and computed (then cached) on first use.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -27,9 +28,25 @@ from disenttalk_fast.motion import Motion
 STD_FLOOR = 1e-6
 
 
-def safe_std(std: np.ndarray) -> np.ndarray:
+def safe_std(std: np.ndarray, source: str = "exp_std") -> np.ndarray:
     std = np.asarray(std, np.float32)
+    # A negative or NaN std is corrupt stats, not a constant dim: replacing it would hide that.
+    if not (np.isfinite(std) & (std >= 0)).all():
+        raise ValueError(f"{source}: exp_std holds negative or non-finite values")
+    # A dim constant in the data has std ~0; 1 keeps its normalised value finite (and 0).
     return np.where(std < STD_FLOOR, np.float32(1), std)
+
+
+def _stat(meta: dict, key: str, n: int, source) -> np.ndarray:
+    """meta[key] as (n,) float32, or a one-line error naming the file."""
+    value = meta.get(key)
+    if (not isinstance(value, list) or len(value) != n
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+        raise ValueError(f"{source}: {key} must be a list of {n} numbers")
+    out = np.asarray(value, np.float32)
+    if not np.isfinite(out).all():
+        raise ValueError(f"{source}: {key} holds non-finite values")
+    return out
 
 
 class ClipDataset:
@@ -44,13 +61,17 @@ class ClipDataset:
         self.rows = [r for r in rows if split == "all" or r.get("split", "train") == split]
         self.split = split
         self.normalise = normalise
-        self.fps = float(self.meta.get("fps", fr.FPS))
-        self.exp_dim = int(self.meta["exp_dim"])
-        self.exp_mean = np.asarray(self.meta["exp_mean"], np.float32)
-        self.exp_std = safe_std(self.meta["exp_std"])
-        if self.exp_mean.shape != (self.exp_dim,) or self.exp_std.shape != (self.exp_dim,):
-            raise ValueError(f"{self.folder / mf.DATASET_FILE}: exp_mean / exp_std must have "
-                             f"{self.exp_dim} values")
+        source = self.folder / mf.DATASET_FILE
+        fps = self.meta.get("fps", fr.FPS)
+        if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps < math.inf:
+            raise ValueError(f"{source}: fps must be a finite number > 0, got {fps!r}")
+        self.fps = float(fps)
+        exp_dim = self.meta.get("exp_dim")
+        if isinstance(exp_dim, bool) or not isinstance(exp_dim, int) or exp_dim < 1:
+            raise ValueError(f"{source}: exp_dim must be an integer >= 1, got {exp_dim!r}")
+        self.exp_dim = exp_dim
+        self.exp_mean = _stat(self.meta, "exp_mean", exp_dim, source)
+        self.exp_std = safe_std(_stat(self.meta, "exp_std", exp_dim, source), str(source))
         self._feature = feature
         self._extractor_options = extractor_options
         self._extractor = None

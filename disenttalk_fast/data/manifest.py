@@ -50,22 +50,46 @@ def read_dataset(folder) -> tuple[dict, list[dict]]:
             raise FileNotFoundError(f"{folder}: not a clip dataset (no {p.name}; build one with "
                                     "`disenttalk prepare`)")
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = json.loads(_read_text(meta_path))
     except json.JSONDecodeError as exc:
         raise ValueError(f"{meta_path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
-        raise ValueError(f"{meta_path}: dataset format {meta['format_version']} is newer than "
+    if not isinstance(meta, dict):
+        raise ValueError(f"{meta_path}: expected a JSON object, got {type(meta).__name__}")
+    version = meta.get("format_version", 0)
+    if not _is_int(version):
+        raise ValueError(f"{meta_path}: format_version must be an integer, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise ValueError(f"{meta_path}: dataset format {version} is newer than "
                          f"this library reads ({FORMAT_VERSION})")
     rows = []
-    for i, line in enumerate(man_path.read_text().splitlines(), 1):
+    for i, line in enumerate(_read_text(man_path).splitlines(), 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ValueError(f"{man_path}: line {i} is not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{man_path}: line {i} is not a JSON object")
         missing = [k for k in ("id", "motion", "audio", "frames") if k not in row]
         if missing:
             raise ValueError(f"{man_path}: line {i} lacks {', '.join(missing)}")
+        wrong = [k for k in ("id", "motion", "audio") if not isinstance(row[k], str)]
+        if wrong:
+            raise ValueError(f"{man_path}: line {i}: {', '.join(wrong)} must be text")
+        if not _is_int(row["frames"]) or row["frames"] < 1:
+            raise ValueError(f"{man_path}: line {i}: frames must be an integer >= 1, got "
+                             f"{row['frames']!r}")
         rows.append(row)
     return meta, rows
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a dataset file (not UTF-8 text)") from None
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

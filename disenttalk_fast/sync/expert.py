@@ -13,17 +13,33 @@ Saved as safetensors with a JSON header (no pickle).
 from __future__ import annotations
 
 import json
+import numbers
 import os
 
 from torch import nn
 from torch.nn import functional as F
 
+from disenttalk_fast._atomic import atomic_output
 from disenttalk_fast._torch import torch
 
 AUDIO_ROWS = 10      # feature rows per window (50 Hz)
 FRAMES = 5           # motion frames per window (25 fps)
 ROWS_PER_FRAME = 2
 FORMAT = "disenttalk-sync-expert/1"
+
+
+def check_lip_dims(lip_dims) -> tuple[int, ...]:
+    """lip_dims as a tuple of distinct ints >= 0 (a negative one would index from the end, a
+    float be truncated, a string be split into characters)."""
+    if isinstance(lip_dims, (str, bytes)) or not hasattr(lip_dims, "__iter__"):
+        raise ValueError(f"lip_dims must be a list of dim indices, got {lip_dims!r}")
+    dims = list(lip_dims)
+    if not dims or any(isinstance(i, bool) or not isinstance(i, numbers.Integral) or i < 0
+                       for i in dims):
+        raise ValueError(f"lip_dims must be a non-empty list of integers >= 0, got {dims}")
+    if len(set(dims)) != len(dims):
+        raise ValueError(f"lip_dims has duplicates: {dims}")
+    return tuple(int(i) for i in dims)
 
 
 def _mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
@@ -34,8 +50,8 @@ def _mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
 class SyncExpert(nn.Module):
     def __init__(self, audio_dim: int, lip_dims, hidden: int = 128, embed_dim: int = 64):
         super().__init__()
-        self.lip_dims = tuple(int(i) for i in lip_dims)
-        if audio_dim < 1 or not self.lip_dims or hidden < 1 or embed_dim < 1:
+        self.lip_dims = check_lip_dims(lip_dims)
+        if audio_dim < 1 or hidden < 1 or embed_dim < 1:
             raise ValueError("SyncExpert: audio_dim, lip_dims, hidden and embed_dim must be non-empty")
         self.audio_dim, self.hidden, self.embed_dim = int(audio_dim), int(hidden), int(embed_dim)
         self.audio_norm = nn.LayerNorm(audio_dim)   # features (log-mel, HuBERT) have any scale
@@ -88,13 +104,9 @@ class SyncExpert(nn.Module):
             {"audio_dim": self.audio_dim, "lip_dims": list(self.lip_dims), "hidden": self.hidden,
              "embed_dim": self.embed_dim})}
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        tmp = f"{path}.tmp{os.getpid()}"
-        try:
+        _check_finite(path, tensors)   # load() refuses such a file
+        with atomic_output(path) as tmp:   # checks the folder; never leaves a partial file
             save_file(tensors, tmp, metadata=meta)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
 
     @classmethod
     def load(cls, path: str | os.PathLike, map_location="cpu") -> "SyncExpert":
@@ -115,11 +127,23 @@ class SyncExpert(nn.Module):
         try:
             cfg = json.loads(meta["config"])
             expert = cls(cfg["audio_dim"], cfg["lip_dims"], cfg["hidden"], cfg["embed_dim"])
+        except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+            raise ValueError(f"{path}: invalid sync expert config "
+                             f"({str(exc).splitlines()[0]})") from None
+        try:
             expert.load_state_dict(tensors)
         except (KeyError, ValueError, RuntimeError, TypeError) as exc:
             raise ValueError(f"{path}: sync expert weights do not match its config "
                              f"({str(exc).splitlines()[0]})") from None
+        _check_finite(path, tensors)
         return expert.freeze()
+
+
+def _check_finite(path, tensors: dict) -> None:
+    for k, v in tensors.items():
+        if v.is_floating_point() and not torch.isfinite(v).all():
+            raise ValueError(f"{path}: sync expert tensor {k!r} holds NaN or inf (a diverged "
+                             f"training run?)")
 
 
 # -- windows -----------------------------------------------------------------------------------

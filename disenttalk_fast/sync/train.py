@@ -9,8 +9,12 @@ would be label noise. The result is returned frozen.
 
 from __future__ import annotations
 
+import math
+import numbers
+
 from disenttalk_fast._torch import torch
-from disenttalk_fast.sync.expert import AUDIO_ROWS, FRAMES, ROWS_PER_FRAME, SyncExpert
+from disenttalk_fast.sync.expert import (AUDIO_ROWS, FRAMES, ROWS_PER_FRAME, SyncExpert,
+                                         check_lip_dims)
 
 MAX_SHIFT = 15
 MIN_SHIFT = 3
@@ -19,11 +23,22 @@ MIN_SHIFT = 3
 def _check_clips(clips, audio_dim=None) -> list[tuple[torch.Tensor, torch.Tensor]]:
     out = []
     for i, clip in enumerate(clips):
-        exp = torch.as_tensor(clip["exp"], dtype=torch.float32)
-        audio = torch.as_tensor(clip["audio"], dtype=torch.float32)
+        try:
+            exp = torch.as_tensor(clip["exp"], dtype=torch.float32)
+            audio = torch.as_tensor(clip["audio"], dtype=torch.float32)
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ValueError(f"clip {i}: needs 'exp' and 'audio' arrays ({exc})") from None
         if exp.dim() != 2 or audio.dim() != 2 or audio.shape[0] < ROWS_PER_FRAME * exp.shape[0]:
             raise ValueError(f"clip {i}: need exp (L, N) and audio (2L, D), got "
                              f"{tuple(exp.shape)} and {tuple(audio.shape)}")
+        dims = (exp.shape[1], audio.shape[1])
+        if i == 0:
+            first = dims
+        elif dims != first:
+            raise ValueError(f"clip {i}: exp dims {dims[0]} and audio dim {dims[1]} differ from "
+                             f"clip 0's {first[0]} and {first[1]}")
+        if not (torch.isfinite(exp).all() and torch.isfinite(audio).all()):
+            raise ValueError(f"clip {i}: holds NaN or inf")
         if exp.shape[0] >= FRAMES + MIN_SHIFT:
             out.append((exp, audio))
     if not out:
@@ -65,9 +80,17 @@ def train_sync_expert(clips, lip_dims, *, steps: int = 2000, batch_size: int = 6
                       device="cpu", progress=None) -> SyncExpert:
     """Train a SyncExpert on clips: a sequence of {"exp": (L, N), "audio": (2L, D)} (the same
     normalised expressions the denoiser trains on). progress(step, loss) after every step."""
-    if steps < 1 or batch_size < 2:
-        raise ValueError(f"need steps >= 1 and batch_size >= 2, got {steps} and {batch_size}")
+    for name, value, low in (("steps", steps, 1), ("batch_size", batch_size, 2),
+                             ("hidden", hidden, 1), ("embed_dim", embed_dim, 1)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not 0 < lr < math.inf:
+        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    lip_dims = check_lip_dims(lip_dims)
     clips = _check_clips(clips)
+    num_dims = clips[0][0].shape[1]
+    if max(lip_dims) >= num_dims:
+        raise ValueError(f"lip_dims go up to {max(lip_dims)}; the clips' exp has {num_dims} dims")
     audio_dim = clips[0][1].shape[1]
     g = torch.Generator().manual_seed(int(seed))
     with torch.random.fork_rng(devices=[]):  # seeded weight init, global RNG left untouched

@@ -10,6 +10,7 @@ normalised "exp" and "audio" tensors, plus the stats stored in the checkpoint.
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,9 +62,16 @@ def _from_folder(p: Path, feature: str, extractor_options: dict) -> TrainingData
 def _from_npz(p: Path) -> TrainingData:
     try:
         z = np.load(p, allow_pickle=False)
+        if not hasattr(z, "files"):     # a plain .npy named .npz loads as one array
+            raise ValueError("a single array, not an archive")
         arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:  # includes "Object arrays cannot be loaded"
-        raise ValueError(f"{p}: not a readable .npz of clips ({str(exc).splitlines()[0]})") from None
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:  # incl. "Object arrays cannot..."
+        raise ValueError(f"{p}: not a readable .npz of clips "
+                         f"({(str(exc) or type(exc).__name__).splitlines()[0]})") from None
+    # Casting to float32 would silently drop the imaginary part of complex arrays.
+    bad = sorted(k for k, a in arrays.items() if a.dtype.kind not in "fiu")
+    if bad:
+        raise ValueError(f"{p}: {bad[0]} has dtype {arrays[bad[0]].dtype}, expected real numbers")
     names = sorted(k[4:] for k in arrays if k.startswith("exp_") and k not in ("exp_mean", "exp_std"))
     if not names:
         raise ValueError(f"{p}: no clips (expected arrays exp_<name> and audio_<name>)")
@@ -80,15 +88,24 @@ def _from_npz(p: Path) -> TrainingData:
     dims = {e.shape[1] for _, e, _ in raw}
     if len(dims) != 1:
         raise ValueError(f"{p}: clips have different expression dims {sorted(dims)}")
-    if "exp_mean" in arrays and "exp_std" in arrays:
-        mean = np.asarray(arrays["exp_mean"], np.float32).reshape(-1)
-        std = np.asarray(arrays["exp_std"], np.float32).reshape(-1)
+    if ("exp_mean" in arrays) != ("exp_std" in arrays):
+        # One alone would be ignored (both get recomputed): refuse rather than drop it.
+        raise ValueError(f"{p}: has {'exp_mean' if 'exp_mean' in arrays else 'exp_std'} "
+                         "without the other; give both exp_mean and exp_std or neither")
+    if "exp_mean" in arrays:
+        mean = np.asarray(arrays["exp_mean"], np.float32)
+        std = np.asarray(arrays["exp_std"], np.float32)
+        if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std >= 0).all()):
+            raise ValueError(f"{p}: exp_mean / exp_std hold non-finite or negative values")
     else:
         allexp = np.concatenate([e for _, e, _ in raw])
         mean, std = allexp.mean(0), allexp.std(0)
+    n = dims.pop()
+    # No flattening: a (3, 4) array is not a list of 12 per-dim stats.
+    if mean.shape != (n,) or std.shape != (n,):
+        raise ValueError(f"{p}: exp_mean / exp_std must be 1-D with {n} values (one per "
+                         f"expression dim), got {mean.shape} and {std.shape}")
     std = np.where(std < 1e-6, np.float32(1), std).astype(np.float32)
-    if mean.shape != (dims.pop(),) or std.shape != mean.shape:
-        raise ValueError(f"{p}: exp_mean / exp_std must have one value per expression dim")
     clips = [{"exp": torch.from_numpy((e - mean) / std), "audio": torch.from_numpy(a), "name": n}
              for n, e, a in raw]
     return TrainingData(clips, torch.from_numpy(mean), torch.from_numpy(std), None,

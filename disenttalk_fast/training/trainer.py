@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import os
+from pathlib import Path
 
 from disenttalk_fast._torch import torch
 from disenttalk_fast.diffusion.gaussian import GaussianDiffusion
@@ -32,6 +34,41 @@ from disenttalk_fast.training.ema import EMA
 from disenttalk_fast.training.windows import RandomWindows
 
 PRECISIONS = ("fp32", "bf16")
+MAX_LR = 1e3   # far above any useful Adam lr; larger ones overflow Adam's float32 update
+
+
+def _integer(name: str, value, low: int) -> int:
+    # a float would be truncated silently (batch_size=2.7 -> 2)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _number(name: str, value, ok, rule: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not ok(float(value)):
+        raise ValueError(f"{name} must be {rule}, got {value!r}")
+    return float(value)
+
+
+def check_settings(s: dict) -> dict:
+    """The training settings in `s` (any subset), validated: one-line ValueError naming the bad
+    one. NaN fails every comparison, so each rule is written to be False for it."""
+    rules = {
+        "lr": lambda v: _number("lr", v, lambda x: 0 < x <= MAX_LR, f"a number in (0, {MAX_LR:g}]"),
+        "batch_size": lambda v: _integer("batch_size", v, 1),
+        "window": lambda v: _integer("window", v, 1),
+        "ema_decay": lambda v: _number("ema_decay", v, lambda x: 0 <= x < 1, "in [0, 1)"),
+        "grad_clip": lambda v: _number("grad_clip", v, lambda x: 0 <= x < math.inf,
+                                       "a finite number >= 0 (0: no clipping)"),
+        "lambda_sync": lambda v: _number("lambda_sync", v, lambda x: 0 <= x < math.inf,
+                                         "a finite number >= 0"),
+        "seed": lambda v: _integer("seed", v, 0),
+    }
+    out = {k: rules[k](v) if k in rules else v for k, v in s.items()}
+    if "precision" in out and out["precision"] not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, "
+                         f"got {out['precision']!r}")
+    return out
 
 
 class Trainer:
@@ -41,21 +78,21 @@ class Trainer:
                  ema_decay: float | None = None, grad_clip: float | None = None,
                  lambda_sync: float | None = None, seed: int = 0, device=None,
                  precision: str = "fp32", dist_info: distributed.DistInfo | None = None):
+        from disenttalk_fast.checkpoint import _stats_tensor
+        from disenttalk_fast.sync.expert import FRAMES
+
         cfg = model.config
-        self.lr = float(cfg.lr if lr is None else lr)
-        self.batch_size = int(cfg.batch_size if batch_size is None else batch_size)
-        self.window = int(cfg.window if window is None else window)
-        self.ema_decay = float(cfg.ema_decay if ema_decay is None else ema_decay)
-        self.grad_clip = float(cfg.grad_clip if grad_clip is None else grad_clip)
-        self.lambda_sync = float(cfg.lambda_sync if lambda_sync is None else lambda_sync)
-        self.seed = int(seed)
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a positive number, got {self.lr}")
-        if not 0 <= self.ema_decay < 1:
-            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        self.precision = precision
+        given = {"lr": lr, "batch_size": batch_size, "window": window, "ema_decay": ema_decay,
+                 "grad_clip": grad_clip, "lambda_sync": lambda_sync}
+        s = check_settings({**{k: getattr(cfg, k) if v is None else v for k, v in given.items()},
+                            "seed": seed, "precision": precision})
+        self.lr, self.batch_size, self.window = s["lr"], s["batch_size"], s["window"]
+        self.ema_decay, self.grad_clip, self.lambda_sync = (s["ema_decay"], s["grad_clip"],
+                                                            s["lambda_sync"])
+        self.seed, self.precision = s["seed"], precision
+        if sync_expert is not None and self.window < FRAMES:
+            raise ValueError(f"window must be >= {FRAMES} frames with a sync expert (its windows "
+                             f"are {FRAMES} frames), got {self.window}")
 
         self.dist = dist_info if dist_info is not None else distributed.current()
         world = self.dist.world_size if self.dist else 1
@@ -68,10 +105,17 @@ class Trainer:
         self.model = model.to(self.device).train()
         self.partition = model.partition
         n = cfg.num_dims
-        self.exp_mean = torch.zeros(n) if exp_mean is None else torch.as_tensor(exp_mean, dtype=torch.float32)
-        self.exp_std = torch.ones(n) if exp_std is None else torch.as_tensor(exp_std, dtype=torch.float32)
+        # checked now, not at the first save after hours of training
+        self.exp_mean = _stats_tensor(torch.zeros(n) if exp_mean is None else exp_mean,
+                                      "exp_mean", cfg)
+        self.exp_std = _stats_tensor(torch.ones(n) if exp_std is None else exp_std, "exp_std", cfg)
+        if not torch.all(self.exp_std > 0):
+            raise ValueError("exp_std must be > 0 in every dim")
         self.data = RandomWindows(clips, self.window, self.batch_size // world, num_dims=n,
                                   audio_dim=cfg.audio_dim)
+        if sync_expert is not None and sync_expert.audio_dim != self.data.audio_dim:
+            raise ValueError(f"the sync expert takes audio features of dim {sync_expert.audio_dim}"
+                             f", the clips have {self.data.audio_dim}")
         self.diffusion = GaussianDiffusion.from_config(cfg)
         self.sync_expert = sync_expert.to(self.device).freeze() if sync_expert is not None else None
         self.sync_loss = SyncLoss(self.sync_expert) if self.sync_expert is not None else None
@@ -122,9 +166,14 @@ class Trainer:
         """Train until `steps` total steps (counting steps done before a resume). progress: True
         for a tqdm bar with the loss (rank 0), or a callable(step, stats). Returns the last
         step's stats."""
+        steps = _integer("steps", steps, 0)
+        checkpoint_every = _integer("checkpoint_every", checkpoint_every, 0)
         if steps < self.step:
             raise ValueError(f"steps={steps} is below the {self.step} steps already trained")
         main = self.dist is None or self.dist.is_main
+        if out is not None and main and not Path(out).parent.is_dir():
+            # before training, not after it
+            raise ValueError(f"out: folder {Path(out).parent} does not exist")
         bar = None
         if progress is True and main:
             from tqdm import tqdm
@@ -143,13 +192,23 @@ class Trainer:
                     progress(self.step, stats)
                 if out is not None and checkpoint_every and self.step % checkpoint_every == 0 \
                         and self.step < steps:
-                    self.save(out)
+                    self._save_unless_diverged(out)
         finally:
             if bar is not None:
                 bar.close()
         if out is not None:
-            self.save(out)
+            self._save_unless_diverged(out)
         return stats
+
+    def _save_unless_diverged(self, out) -> None:
+        # The loss is computed before the optimizer step, so a finite loss can still leave NaN
+        # weights; the checkpoint would then be refused by save_checkpoint with a less clear
+        # message. Every rank holds the same weights, so every rank raises.
+        ema = list(self.ema.model.parameters()) if self.ema is not None else []
+        if not all(torch.isfinite(p).all() for p in [*self.model.parameters(), *ema]):
+            raise RuntimeError(f"training diverged: the weights hold NaN or inf after step "
+                               f"{self.step}; {out} was not written (lower lr or set grad_clip)")
+        self.save(out)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def training_state(self) -> tuple[dict, dict]:
@@ -191,9 +250,16 @@ class Trainer:
         if not isinstance(meta, dict):
             raise ValueError(f"{path}: no training state to resume from (not written by the "
                              "trainer)")
-        settings = {k: meta[k] for k in ("lr", "batch_size", "window", "ema_decay", "grad_clip",
-                                         "lambda_sync", "seed", "precision") if k in meta}
-        settings.update(overrides)
+        saved = {k: meta[k] for k in ("lr", "batch_size", "window", "ema_decay", "grad_clip",
+                                      "lambda_sync", "seed", "precision")
+                 if k in meta and k not in overrides}
+        step = meta.get("step")
+        try:
+            check_settings(saved)   # bad saved values are the file's fault: name it
+            _integer("step", step, 0)
+        except ValueError as exc:
+            raise ValueError(f"{path}: bad training state ({exc})") from None
+        settings = {**saved, **overrides}
         if meta.get("sync_expert") and sync_expert is None:
             raise ValueError(f"{path}: the run used a sync expert; pass the same one to resume")
         trainer = cls(ckpt.model, clips, exp_mean=ckpt.exp_mean, exp_std=ckpt.exp_std,
@@ -210,9 +276,9 @@ class Trainer:
         if meta.get("world_size") == world and key in ckpt.extra_tensors:
             trainer.generator.set_state(ckpt.extra_tensors[key].to(torch.uint8))
         else:  # a different process count cannot replay the same draws: continue freshly seeded
-            trainer.generator.manual_seed(trainer.seed + 1_000_003 * rank + int(meta["step"]))
+            trainer.generator.manual_seed(trainer.seed + 1_000_003 * rank + step)
         rng = ckpt.extra_tensors.get(f"{state.PREFIX}torch_rng")
         if rng is not None:
             torch.random.set_rng_state(rng.to(torch.uint8))
-        trainer.step = int(meta["step"])
+        trainer.step = int(step)
         return trainer
