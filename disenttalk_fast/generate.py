@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import numbers
 import os
 import time
 from pathlib import Path
 
 import numpy as np
 
+from disenttalk_fast._checks import is_int
 from disenttalk_fast._torch import DTYPES, torch
+from disenttalk_fast.audio.load import check_rate
 from disenttalk_fast.motion import POSE_DIMS, Motion
 from disenttalk_fast.sampling.plan import check_seed
 
@@ -107,17 +108,6 @@ def on_backend(model, backend: str | None):
     view = copy.copy(model)
     view.backend = backend
     return view
-
-
-def check_sample_rate(sr, name: str = "sr", optional: bool = True) -> int | None:
-    """A sample rate given as a whole number of Hz (None passes through where `optional`)."""
-    if sr is None and optional:
-        return None
-    whole = isinstance(sr, numbers.Integral) or (isinstance(sr, numbers.Real)
-                                                 and float(sr).is_integer())
-    if isinstance(sr, bool) or not whole:
-        raise ValueError(f"{name} must be a whole number of Hz, got {sr!r}")
-    return int(sr)
 
 
 def _dtype_name(model) -> str:
@@ -227,8 +217,7 @@ def build_control(ckpt, num_frames: int, *, replace_from: dict | None = None,
     """
     from disenttalk_fast.sampling import RegionControl
 
-    if isinstance(num_frames, bool) or not isinstance(num_frames, numbers.Integral) \
-            or num_frames < 1:
+    if not is_int(num_frames) or num_frames < 1:
         raise ValueError(f"build_control: num_frames must be an integer >= 1, got {num_frames!r}")
     if isinstance(freeze, str):   # one region named on its own
         freeze = (freeze,)
@@ -310,8 +299,9 @@ def generate(model_or_checkpoint, audio, *, sampler: str = "ddim", steps: int | 
     t0 = time.perf_counter()
     if backend is not None and backend not in BACKENDS:
         raise BackendError(f"unknown backend '{backend}' (choose from {', '.join(BACKENDS)})")
-    seed, sr = check_seed(seed), check_sample_rate(sr)
-    if isinstance(steps, numbers.Integral) and not isinstance(steps, bool):
+    seed = check_seed(seed)
+    sr = None if sr is None else check_rate(sr, "sr")
+    if is_int(steps):
         steps = int(steps)   # (a numpy integer would not serialise in meta)
     is_path = isinstance(model_or_checkpoint, (str, os.PathLike))
     ckpt = as_checkpoint(model_or_checkpoint, backend if is_path else None, device)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import math
-import numbers
 import os
 from collections import Counter
 from dataclasses import dataclass, field
 
 from disenttalk_fast._atomic import atomic_output
+from disenttalk_fast._checks import is_int, is_real
 from disenttalk_fast.config import SIZE_LIMITS
 
 REGIONS = ("lip", "eye", "global")
@@ -37,7 +37,7 @@ class Partition:
         # Checked before anything is built from it: a crafted file's num_dims = 10**9 would
         # otherwise allocate lists of that length.
         n = self.num_dims
-        if not _is_int(n) or not 1 <= n <= SIZE_LIMITS["num_dims"]:
+        if not is_int(n) or not 1 <= n <= SIZE_LIMITS["num_dims"]:
             raise ValueError(f"num_dims must be an integer in 1..{SIZE_LIMITS['num_dims']}, "
                              f"got {n!r}")
         object.__setattr__(self, "num_dims", int(n))
@@ -45,7 +45,7 @@ class Partition:
             dims = getattr(self, name)
             # No int() coercion: "01" or 1.7 would silently become other dims.
             if (isinstance(dims, (str, bytes)) or not hasattr(dims, "__iter__")
-                    or not all(_is_int(i) for i in dims)):
+                    or not all(is_int(i) for i in dims)):
                 raise ValueError(f"{name.rstrip('_')} must be a list of integer dims, "
                                  f"got {dims!r}"[:200])
             object.__setattr__(self, name, tuple(int(i) for i in dims))
@@ -71,7 +71,7 @@ class Partition:
                 raise ValueError(f"scores: unknown region {region!r} (expected lip, eye)")
             if (isinstance(values, (str, bytes, dict)) or not hasattr(values, "__len__")
                     or len(values) != self.num_dims
-                    or not all(isinstance(v, numbers.Real) and not isinstance(v, bool)
+                    or not all(is_real(v)
                                and math.isfinite(v) for v in values)):
                 raise ValueError(f"scores[{region!r}] must be {self.num_dims} finite numbers")
             out[region] = tuple(float(v) for v in values)
@@ -157,6 +157,3 @@ class Partition:
             raise ValueError(f"{path}: expected a JSON object")
         return cls.from_dict(d, str(path))
 
-
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)

@@ -40,18 +40,17 @@ whole input).
 
 from __future__ import annotations
 
-import numbers
 import os
 import time
 
 import numpy as np
 
+from disenttalk_fast._checks import is_real
 from disenttalk_fast._torch import torch
 from disenttalk_fast.audio import frames as fr
-from disenttalk_fast.audio.load import AudioConditioner
+from disenttalk_fast.audio.load import AudioConditioner, check_rate
 from disenttalk_fast.audio.mel import LEFT_CONTEXT, RIGHT_CONTEXT, MelExtractor
-from disenttalk_fast.generate import (as_checkpoint, check_sample_rate, model_device,
-                                      on_backend, pose_track)
+from disenttalk_fast.generate import as_checkpoint, model_device, on_backend, pose_track
 from disenttalk_fast.motion import Motion
 from disenttalk_fast.sampling.plan import check_seed
 from disenttalk_fast.sampling.windowed import WindowSampler
@@ -99,15 +98,14 @@ class Streamer:
                 raise ValueError(f"Streamer: {name} must be an integer >= {lo}, got {v!r}")
         if overlap_frames + hop_frames < 2:
             raise ValueError("Streamer: window = overlap_frames + hop_frames must be >= 2")
-        if isinstance(chunk_ms, bool) or not isinstance(chunk_ms, numbers.Real) \
-                or not 0 < chunk_ms <= 10_000:
+        if not is_real(chunk_ms) or not 0 < chunk_ms <= 10_000:
             raise ValueError(f"Streamer: chunk_ms must be a number in (0, 10000], got "
                              f"{chunk_ms!r}")
         if control is not None and not isinstance(control, RegionControl):
             raise ValueError(f"Streamer: control must be a RegionControl (see build_control), "
                              f"got {type(control).__name__}")
         seed = check_seed(seed)
-        sample_rate = check_sample_rate(sample_rate, "Streamer: sample_rate", optional=False)
+        sample_rate = check_rate(sample_rate, "Streamer: sample_rate")
         self.hop, self.overlap = hop_frames, overlap_frames
         self.window = hop_frames + overlap_frames
         self.chunk_ms = float(chunk_ms)

@@ -18,7 +18,6 @@ that common players open.
 from __future__ import annotations
 
 import math
-import numbers
 import os
 import warnings
 from fractions import Fraction
@@ -27,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from disenttalk_fast._atomic import atomic_output
-from disenttalk_fast.audio.load import MAX_RATE, MIN_RATE, mono
+from disenttalk_fast._checks import is_int, is_real
+from disenttalk_fast.audio.load import check_rate, mono
 
 AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
 SUFFIXES = (".mp4", ".m4v", ".mov")   # names whose readers expect MP4 content
@@ -45,7 +45,7 @@ def write_video(frames, audio, path, fps: float = 25, *, sample_rate: int | None
     frames = _check_frames(frames)
     fps = _check_args(fps, crf, audio_bitrate)
     if sample_rate is not None:
-        sample_rate = _check_rate(sample_rate)
+        sample_rate = check_rate(sample_rate, "write_video: sample_rate")
     samples, rate = (None, None) if audio is None else _load_audio(audio, sample_rate)
     if samples is not None:
         frames = _conform(frames, round(len(samples) / rate * fps))
@@ -71,32 +71,19 @@ def _check_frames(frames) -> np.ndarray:
     return np.ascontiguousarray(frames)
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
 
 def _check_args(fps, crf, audio_bitrate) -> float:
-    # numbers.Real, so that numpy scalars (np.float32(25)) pass; bool is not a frame rate.
-    if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not math.isfinite(fps) \
-            or not 1 <= fps <= 240:   # (below 1 fps the mp4 time base rounds the rate to 0)
+    # (below 1 fps the mp4 time base rounds the rate to 0)
+    if not is_real(fps) or not math.isfinite(fps) or not 1 <= fps <= 240:
         raise ValueError(f"write_video: fps must be a number in [1, 240], got {fps!r}")
-    if not (_is_int(crf) and 0 <= crf <= MAX_CRF):
+    if not (is_int(crf) and 0 <= crf <= MAX_CRF):
         raise ValueError(f"write_video: crf must be an integer in 0..{MAX_CRF} (libx264), "
                          f"got {crf!r}")
     lo, hi = AAC_BITRATES
-    if not (_is_int(audio_bitrate) and lo <= audio_bitrate <= hi):
+    if not (is_int(audio_bitrate) and lo <= audio_bitrate <= hi):
         raise ValueError(f"write_video: audio_bitrate must be an integer in {lo}..{hi} bit/s, "
                          f"got {audio_bitrate!r}")
     return float(fps)  # Fraction() in _encode takes float, not np.float32
-
-
-def _check_rate(sample_rate) -> int:
-    whole = isinstance(sample_rate, numbers.Real) and not isinstance(sample_rate, bool) \
-        and float(sample_rate).is_integer()
-    if not (whole and MIN_RATE <= sample_rate <= MAX_RATE):
-        raise ValueError(f"write_video: sample_rate must be a whole number of Hz in "
-                         f"{MIN_RATE}..{MAX_RATE}, got {sample_rate!r}")
-    return int(sample_rate)
 
 
 def _load_audio(audio, sample_rate):

@@ -27,11 +27,13 @@ The file is read in blocks of `BLOCK` frames, so memory holds the 16 kHz output 
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 import numpy as np
 
+from disenttalk_fast._checks import is_real
 from disenttalk_fast.audio.frames import SAMPLE_RATE
 
 MIN_RATE = 8000
@@ -55,10 +57,7 @@ class AudioConditioner:
 
     def __init__(self, source_rate: int, name: str = "audio"):
         self.name = name
-        self.source_rate = int(source_rate)
-        if not MIN_RATE <= self.source_rate <= MAX_RATE:
-            raise AudioError(f"{name}: sample rate {source_rate} Hz is outside the supported "
-                             f"{MIN_RATE}-{MAX_RATE} Hz")
+        self.source_rate = check_rate(source_rate, f"{name}: sample rate")
         self._resampler = None
         if self.source_rate != SAMPLE_RATE:
             import soxr
@@ -118,6 +117,16 @@ class AudioConditioner:
             raise AudioError(f"{self.name}: contains no samples (zero-length audio)")
         if self.finite_frames == 0:
             raise AudioError(f"{self.name}: every sample is NaN or infinite")
+
+
+def check_rate(rate, name: str) -> int:
+    """A sample rate given as a whole number of Hz in MIN_RATE..MAX_RATE (16000.0 passes, 16000.5
+    does not: it is not a rate a file can have)."""
+    if not (is_real(rate) and math.isfinite(rate) and float(rate).is_integer()
+            and MIN_RATE <= rate <= MAX_RATE):
+        raise AudioError(f"{name} must be a whole number of Hz in {MIN_RATE}..{MAX_RATE}, "
+                         f"got {rate!r}")
+    return int(rate)
 
 
 def one_pole(d: np.ndarray, y_prev: float, pole: float, block: int = 2048) -> np.ndarray:

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-import numbers
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from disenttalk_fast._checks import is_int, is_real
 from disenttalk_fast.audio import frames as fr
 from disenttalk_fast.audio.cache import FeatureCache, audio_digest, cache_key
 from disenttalk_fast.audio.features import get_extractor
@@ -62,12 +62,6 @@ def _index(folder: Path, extensions: set[str], what: str) -> tuple[dict, dict]:
     return by_stem, dup
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_real(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _split_of(ids: list[str], val_fraction: float) -> dict[str, str]:
@@ -85,15 +79,15 @@ def prepare_dataset(audio_dir, coeff_dir, out, *, feature="mel", fps: float = 25
     audio_dir, coeff_dir, out = Path(audio_dir), Path(coeff_dir), Path(out)
     # Checked up front: a bad value would otherwise reject every clip with a misleading reason
     # (exp_dim="16", tolerance -1) or silently disable a check (tolerance NaN compares False).
-    if not _is_real(tolerance_frames) or not 0 <= tolerance_frames < math.inf:
+    if not is_real(tolerance_frames) or not 0 <= tolerance_frames < math.inf:
         raise ValueError(f"tolerance_frames must be a finite number >= 0, got {tolerance_frames!r}")
-    if not _is_real(fps) or not 0 < fps < math.inf:
+    if not is_real(fps) or not 0 < fps < math.inf:
         raise ValueError(f"fps must be a finite number > 0, got {fps!r}")
-    if not _is_int(min_frames) or min_frames < 1:
+    if not is_int(min_frames) or min_frames < 1:
         raise ValueError(f"min_frames must be an integer >= 1, got {min_frames!r}")
-    if exp_dim is not None and (not _is_int(exp_dim) or exp_dim < 1):
+    if exp_dim is not None and (not is_int(exp_dim) or exp_dim < 1):
         raise ValueError(f"exp_dim must be an integer >= 1, got {exp_dim!r}")
-    if not _is_real(val_fraction) or not 0 <= val_fraction < 1:
+    if not is_real(val_fraction) or not 0 <= val_fraction < 1:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: exists and is not a folder")

@@ -8,9 +8,9 @@ with the reference under autograd, so models built on them still train.
 
 from __future__ import annotations
 
-import numbers
 
 from disenttalk_fast import _bridge, _native, backends, reference
+from disenttalk_fast._checks import is_int
 from disenttalk_fast._torch import torch
 from disenttalk_fast.ops import _eager
 
@@ -37,7 +37,7 @@ def causal_cross_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
         raise _bridge.OpInputError(f"{_OP}: k and v need at least one audio row")
     # A whole number of frames: the kernels would truncate a fraction that the reference's mask
     # uses as is, giving each backend a different mask.
-    if not isinstance(lookahead, numbers.Integral) or isinstance(lookahead, bool):
+    if not is_int(lookahead):
         raise _bridge.OpInputError(f"{_OP}: lookahead must be an int, got {lookahead!r}")
     lookahead = int(lookahead)
     if lookahead < 0:

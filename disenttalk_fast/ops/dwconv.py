@@ -11,11 +11,11 @@ every device and dtype, so training works with any backend; the forward is the f
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 from typing import Optional
 
 from disenttalk_fast import _bridge, _native, backends, reference
+from disenttalk_fast._checks import is_int
 from disenttalk_fast._torch import torch
 from disenttalk_fast.ops import _dwconv_grads as grads
 from disenttalk_fast.ops import _eager
@@ -70,8 +70,7 @@ def _check_dilations(op: str, dilations) -> list[int]:
     """The dilations every backend takes, the reference included: one or more positive ints (the
     fused backends add their own limits). A float, even 2.0, is refused: conv1d takes none."""
     if (not isinstance(dilations, Sequence) or not dilations
-            or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 1
-                       for d in dilations)):
+            or not all(is_int(d) and d >= 1 for d in dilations)):
         raise _bridge.OpInputError(f"{op}: dilations must be one or more positive ints, "
                                    f"got {dilations!r}")
     return [int(d) for d in dilations]

@@ -12,10 +12,10 @@ The kernels are forward-only. Their backward recomputes the op with the referenc
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Iterable, Sequence
 
 from disenttalk_fast import _bridge, _native, backends, reference
+from disenttalk_fast._checks import is_int, is_real
 from disenttalk_fast._torch import torch
 from disenttalk_fast.ops import _eager
 
@@ -63,15 +63,14 @@ def _check(x, weights, biases, head_dim, rope_base):
         raise _bridge.OpInputError(f"{_OP}: need one bias per weight and at least one region, "
                                    f"got {len(weights)} weights and {len(biases)} biases")
     # The reference reshapes by head_dim, so a float one (16.0) works only where int() is taken.
-    if not isinstance(head_dim, numbers.Integral) or isinstance(head_dim, bool):
+    if not is_int(head_dim):
         raise _bridge.OpInputError(f"{_OP}: head_dim must be an int, got {head_dim!r}")
     head_dim = int(head_dim)
     if head_dim < 2 or head_dim % 2:
         raise _bridge.OpInputError(f"{_OP}: head_dim must be even for rotary, got {head_dim}")
     # The rotary frequencies base ** (-2i / head_dim) need a finite base > 0 (0, < 0 and NaN
     # give NaN outputs on every backend).
-    if (not isinstance(rope_base, numbers.Real) or isinstance(rope_base, bool)
-            or not (math.isfinite(rope_base) and rope_base > 0)):
+    if not is_real(rope_base) or not (math.isfinite(rope_base) and rope_base > 0):
         raise _bridge.OpInputError(f"{_OP}: rope_base must be a finite number > 0, "
                                    f"got {rope_base!r}")
     total = 0

@@ -11,10 +11,10 @@ so the per-step function (`disenttalk_fast.sampling.step.DenoiseStep`) is one pu
 
 from __future__ import annotations
 
-import numbers
 import secrets
 from dataclasses import dataclass, fields
 
+from disenttalk_fast._checks import is_int
 from disenttalk_fast._torch import torch
 
 
@@ -42,7 +42,7 @@ class SamplingPlan:
 
 
 def check_steps(steps, timesteps: int) -> int:
-    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral):
+    if not is_int(steps):
         raise ValueError(f"steps must be an integer, got {steps!r}")
     steps = int(steps)
     if steps < 1:
@@ -57,7 +57,6 @@ def check_seed(seed) -> int:
     one (generate records it in the result's meta["seed"])."""
     if seed is None:
         return secrets.randbits(63)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) \
-            or not 0 <= int(seed) < 2 ** 64:
+    if not is_int(seed) or not 0 <= int(seed) < 2 ** 64:
         raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
     return int(seed)

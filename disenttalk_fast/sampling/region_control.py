@@ -22,9 +22,9 @@ How each is applied, and why:
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass, field
 
+from disenttalk_fast._checks import is_real
 from disenttalk_fast._torch import torch
 from disenttalk_fast.partition import REGIONS
 from disenttalk_fast.sampling.step import Known
@@ -58,7 +58,7 @@ class RegionControl:
                 raise ValueError(f"RegionControl: region {k!r} given two different scales")
             scales[k] = v
         for k, v in scales.items():
-            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+            if not is_real(v) or not math.isfinite(v):
                 raise ValueError(f"RegionControl: scale of {k!r} must be a finite number, got {v!r}")
         self.scales = {k: float(v) for k, v in scales.items()}
         for k in self.freeze:

@@ -12,10 +12,10 @@ the model's device, so the same seed on the same device gives the same motion.
 
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 
+from disenttalk_fast._checks import is_int
 from disenttalk_fast._torch import torch
 from disenttalk_fast.diffusion.gaussian import GaussianDiffusion
 from disenttalk_fast.diffusion.guidance import GuidedEps, check_guidance
@@ -50,7 +50,7 @@ def _cache_shape(cache) -> tuple[int, int]:
 
 
 def _count(n, name: str) -> int:
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+    if not is_int(n) or n < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {n!r}")
     return int(n)
 

@@ -13,13 +13,13 @@ Saved as safetensors with a JSON header (no pickle).
 from __future__ import annotations
 
 import json
-import numbers
 import os
 
 from torch import nn
 from torch.nn import functional as F
 
 from disenttalk_fast._atomic import atomic_output
+from disenttalk_fast._checks import is_int
 from disenttalk_fast._torch import torch
 
 AUDIO_ROWS = 10      # feature rows per window (50 Hz)
@@ -34,8 +34,7 @@ def check_lip_dims(lip_dims) -> tuple[int, ...]:
     if isinstance(lip_dims, (str, bytes)) or not hasattr(lip_dims, "__iter__"):
         raise ValueError(f"lip_dims must be a list of dim indices, got {lip_dims!r}")
     dims = list(lip_dims)
-    if not dims or any(isinstance(i, bool) or not isinstance(i, numbers.Integral) or i < 0
-                       for i in dims):
+    if not dims or any(not is_int(i) or i < 0 for i in dims):
         raise ValueError(f"lip_dims must be a non-empty list of integers >= 0, got {dims}")
     if len(set(dims)) != len(dims):
         raise ValueError(f"lip_dims has duplicates: {dims}")

@@ -10,8 +10,8 @@ would be label noise. The result is returned frozen.
 from __future__ import annotations
 
 import math
-import numbers
 
+from disenttalk_fast._checks import is_int, is_real
 from disenttalk_fast._torch import torch
 from disenttalk_fast.sync.expert import (AUDIO_ROWS, FRAMES, ROWS_PER_FRAME, SyncExpert,
                                          check_lip_dims)
@@ -82,9 +82,9 @@ def train_sync_expert(clips, lip_dims, *, steps: int = 2000, batch_size: int = 6
     normalised expressions the denoiser trains on). progress(step, loss) after every step."""
     for name, value, low in (("steps", steps, 1), ("batch_size", batch_size, 2),
                              ("hidden", hidden, 1), ("embed_dim", embed_dim, 1)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        if not is_int(value) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not 0 < lr < math.inf:
+    if not is_real(lr) or not 0 < lr < math.inf:
         raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
     lip_dims = check_lip_dims(lip_dims)
     clips = _check_clips(clips)

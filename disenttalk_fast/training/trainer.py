@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import math
-import numbers
 import os
 from pathlib import Path
 
+from disenttalk_fast._checks import is_int, is_real
 from disenttalk_fast._torch import torch
 from disenttalk_fast.diffusion.gaussian import GaussianDiffusion
 from disenttalk_fast.sync.expert import SyncExpert, SyncLoss
@@ -39,13 +39,13 @@ MAX_LR = 1e3   # far above any useful Adam lr; larger ones overflow Adam's float
 
 def _integer(name: str, value, low: int) -> int:
     # a float would be truncated silently (batch_size=2.7 -> 2)
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+    if not is_int(value) or value < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     return int(value)
 
 
 def _number(name: str, value, ok, rule: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not ok(float(value)):
+    if not is_real(value) or not ok(float(value)):
         raise ValueError(f"{name} must be {rule}, got {value!r}")
     return float(value)
 
