@@ -47,7 +47,8 @@ def triton_interpreted() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
-def _validate_name(name: str, source: str) -> str:
+def check_name(name: str, source: str) -> str:
+    """`name` if it is one of BACKENDS; else a one-line BackendError naming `source`."""
     if name not in BACKENDS:
         raise BackendError(f"{source}: unknown backend '{name}' (choose from {', '.join(BACKENDS)})")
     return name
@@ -56,11 +57,11 @@ def _validate_name(name: str, source: str) -> str:
 def resolve(backend: str, device, dtype=None) -> str:
     """Turn a requested backend name into the concrete one for tensors on `device` (of `dtype`,
     when given: "auto" leaves half-precision CPU tensors to the reference)."""
-    backend = _validate_name(backend, "backend")
+    backend = check_name(backend, "backend")
     if backend == "auto":
         env = os.environ.get(ENV_VAR)
         if env:
-            backend = _validate_name(env.strip().lower(), ENV_VAR)
+            backend = check_name(env.strip().lower(), ENV_VAR)
     if backend == "auto":
         if device.type == "cuda" and _native.cuda_compiled():
             return "cuda"

@@ -294,11 +294,11 @@ def generate(model_or_checkpoint, audio, *, sampler: str = "ddim", steps: int | 
     bounded=True with either is an error).
     The result's `meta` records the settings and the wall time.
     """
-    from disenttalk_fast.backends import BACKENDS, BackendError
+    from disenttalk_fast.backends import check_name
 
     t0 = time.perf_counter()
-    if backend is not None and backend not in BACKENDS:
-        raise BackendError(f"unknown backend '{backend}' (choose from {', '.join(BACKENDS)})")
+    if backend is not None:
+        check_name(backend, "generate")
     seed = check_seed(seed)
     sr = None if sr is None else check_rate(sr, "sr")
     if is_int(steps):

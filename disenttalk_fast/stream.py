@@ -78,14 +78,13 @@ class Streamer:
                  guidance: float | None = None, seed: int = 0, control=None, pose=None,
                  sample_rate: int = fr.SAMPLE_RATE, chunk_ms: float = 20.0,
                  backend: str | None = None, device=None, progress=None):
-        from disenttalk_fast.backends import BACKENDS, BackendError
+        from disenttalk_fast.backends import check_name
         from disenttalk_fast.diffusion.gaussian import GaussianDiffusion
         from disenttalk_fast.diffusion.guidance import check_guidance
         from disenttalk_fast.sampling import RegionControl, make_plan
 
-        if backend is not None and backend not in BACKENDS:
-            raise BackendError(f"Streamer: unknown backend '{backend}' (choose from "
-                               f"{', '.join(BACKENDS)})")
+        if backend is not None:
+            check_name(backend, "Streamer")
         is_path = isinstance(model_or_checkpoint, (str, os.PathLike))
         self.ckpt = as_checkpoint(model_or_checkpoint, backend if is_path else None, device)
         # A model passed in keeps its own backend: the streamer runs a view of it on `backend`.

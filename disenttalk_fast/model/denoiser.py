@@ -59,9 +59,7 @@ class DisentTalkDenoiser(nn.Module):
         if partition is None:
             partition = Partition.contiguous(config.num_dims, config.k_lip, config.k_eye)
         check_partition(config, partition)
-        if backend not in backends.BACKENDS:
-            raise backends.BackendError(f"unknown backend '{backend}' "
-                                        f"(choose from {', '.join(backends.BACKENDS)})")
+        backends.check_name(backend, "DisentTalkDenoiser")
         self.config, self.partition, self.backend = config, partition, backend
         d = config.d_model
         regions = model_regions(config, partition)
