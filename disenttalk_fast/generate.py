@@ -57,7 +57,9 @@ def load_model(path, device=None, backend: str = "auto", use_ema: bool = True, d
 
 
 def as_checkpoint(model_or_checkpoint, backend: str | None = None, device=None):
-    """A Checkpoint from a path, a Checkpoint, or a bare denoiser (stats: mean 0, std 1)."""
+    """A Checkpoint from a path (loaded for `backend`, default "auto"), a Checkpoint, or a bare
+    denoiser (stats: mean 0, std 1). A model passed in is never switched to `backend`: the
+    Checkpoint returned holds `on_backend`'s view of it."""
     from disenttalk_fast.checkpoint import Checkpoint
 
     if isinstance(model_or_checkpoint, (str, os.PathLike)):
@@ -74,11 +76,10 @@ def as_checkpoint(model_or_checkpoint, backend: str | None = None, device=None):
     else:
         raise TypeError(f"generate: expected a checkpoint path, a Checkpoint or a "
                         f"DisentTalkDenoiser, got {type(model_or_checkpoint).__name__}")
-    if backend is not None:
-        ckpt.model.backend = backend
     if device is not None:
         ckpt.model.to(check_device(device))
-    return ckpt
+    view = on_backend(ckpt.model, backend)
+    return ckpt if view is ckpt.model else dataclasses.replace(ckpt, model=view)
 
 
 def check_device(device) -> torch.device:
@@ -303,10 +304,7 @@ def generate(model_or_checkpoint, audio, *, sampler: str = "ddim", steps: int | 
     sr = None if sr is None else check_rate(sr, "sr")
     if is_int(steps):
         steps = int(steps)   # (a numpy integer would not serialise in meta)
-    is_path = isinstance(model_or_checkpoint, (str, os.PathLike))
-    ckpt = as_checkpoint(model_or_checkpoint, backend if is_path else None, device)
-    if not is_path:
-        ckpt = dataclasses.replace(ckpt, model=on_backend(ckpt.model, backend))
+    ckpt = as_checkpoint(model_or_checkpoint, backend, device)
     return _generate(ckpt, audio, t0, sampler=sampler, steps=steps, guidance=guidance,
                      seed=seed, pose=pose, control=control, progress=progress, window=window,
                      overlap=overlap, eta=eta, sr=sr, cache_dir=cache_dir,

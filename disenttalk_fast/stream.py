@@ -40,7 +40,6 @@ whole input).
 
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
@@ -50,7 +49,7 @@ from disenttalk_fast._torch import torch
 from disenttalk_fast.audio import frames as fr
 from disenttalk_fast.audio.load import AudioConditioner, check_rate
 from disenttalk_fast.audio.mel import LEFT_CONTEXT, RIGHT_CONTEXT, MelExtractor
-from disenttalk_fast.generate import as_checkpoint, model_device, on_backend, pose_track
+from disenttalk_fast.generate import as_checkpoint, model_device, pose_track
 from disenttalk_fast.motion import Motion
 from disenttalk_fast.sampling.plan import check_seed
 from disenttalk_fast.sampling.windowed import WindowSampler
@@ -85,10 +84,9 @@ class Streamer:
 
         if backend is not None:
             check_name(backend, "Streamer")
-        is_path = isinstance(model_or_checkpoint, (str, os.PathLike))
-        self.ckpt = as_checkpoint(model_or_checkpoint, backend if is_path else None, device)
-        # A model passed in keeps its own backend: the streamer runs a view of it on `backend`.
-        self.model = on_backend(self.ckpt.model, backend).eval()
+        # (a model passed in keeps its own backend: the streamer runs a view of it on `backend`)
+        self.ckpt = as_checkpoint(model_or_checkpoint, backend, device)
+        self.model = self.ckpt.model.eval()
         if self.ckpt.feature_type != "mel":
             raise ValueError(f"Streamer supports models on 'mel' features; this one uses "
                              f"'{self.ckpt.feature_type}' (HuBERT looks at the whole input)")
