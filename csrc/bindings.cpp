@@ -4,8 +4,10 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "blas.h"
 #include "causal_cross_attention.h"
 #include "cuda_info.h"
+#include "denoiser_cpu.h"
 #include "dwconv.h"
 #include "film.h"
 #include "parallel.h"
@@ -24,6 +26,8 @@ void register_info(py::module_& m) {
   m.def("cuda_runtime_version", &dt::cuda_runtime_version);
   m.def("use_openmp_runtime", &dt::use_openmp_runtime, py::arg("library_path"));
   m.def("using_openmp_runtime", &dt::using_openmp_runtime);
+  m.def("use_blas_library", &dt::use_blas_library, py::arg("library_path"));
+  m.def("blas_available", &dt::blas_available);
 }
 
 void register_film(py::module_& m) {
@@ -173,6 +177,58 @@ void register_causal_cross_attention(py::module_& m) {
 #endif
 }
 
+// The whole block stack. `params` holds the first pre-norm's [weight, bias] and then one list
+// of addresses per block, in this order (R regions): R qkv weights, R qkv biases, W_f, b_f,
+// dw weight, dw bias, pw weight, pw bias, local weight, local bias, W_q, b_q, W_o, b_o, FiLM
+// weight, FiLM bias, the following norm's weight and bias, audio keys, audio values. norm_eps
+// and norm_groups: the first pre-norm's, then each block's following norm's (cpu_step.py builds
+// all of it).
+void register_denoiser(py::module_& m) {
+  m.def("denoiser_blocks_forward_cpu",
+        [](int64_t dim, int64_t head_dim, float rope_base, std::vector<int64_t> widths,
+           std::vector<int64_t> dilations, int64_t local_kernel, int64_t lookahead,
+           const std::vector<std::vector<addr>>& params, const std::vector<float>& norm_eps,
+           const std::vector<std::vector<int64_t>>& norm_groups, addr h, addr temb, addr out,
+           int64_t batch, int64_t L, int64_t S, int64_t n_audio, bool halves, int threads) {
+          const size_t R = widths.size(), n = params.size();
+          DT_CHECK(n >= 2 && params[0].size() == 2 && norm_eps.size() == n &&
+                       norm_groups.size() == n,
+                   "denoiser_blocks_forward_cpu: need the first norm, then one address list, "
+                   "norm eps and group list per block");
+          auto f = [](addr a) { return dt::ptr<const float>(a); };
+          dt::DenoiserShape shape{dim,          head_dim,  rope_base, std::move(widths),
+                                  std::move(dilations), local_kernel, lookahead};
+          dt::NormParams norm0{f(params[0][0]), f(params[0][1]), norm_eps[0], norm_groups[0]};
+          std::vector<dt::DenoiserBlockParams> blocks(n - 1);
+          for (size_t i = 1; i < n; ++i) {
+            const auto& a = params[i];
+            DT_CHECK(a.size() == 2 * R + 18,
+                     "denoiser_blocks_forward_cpu: wrong number of block addresses");
+            auto& p = blocks[i - 1];
+            for (size_t r = 0; r < R; ++r) {
+              p.qkv_weight.push_back(f(a[r]));
+              p.qkv_bias.push_back(f(a[R + r]));
+            }
+            size_t j = 2 * R;
+            p.fuse_weight = f(a[j++]), p.fuse_bias = f(a[j++]);
+            p.dw_weight = f(a[j++]), p.dw_bias = f(a[j++]);
+            p.pw_weight = f(a[j++]), p.pw_bias = f(a[j++]);
+            p.local_weight = f(a[j++]), p.local_bias = f(a[j++]);
+            p.q_weight = f(a[j++]), p.q_bias = f(a[j++]);
+            p.out_weight = f(a[j++]), p.out_bias = f(a[j++]);
+            p.film_weight = f(a[j++]), p.film_bias = f(a[j++]);
+            p.norm.weight = f(a[j++]), p.norm.bias = f(a[j++]);
+            p.audio_k = f(a[j++]), p.audio_v = f(a[j++]);
+            p.norm.eps = norm_eps[i];
+            p.norm.groups = norm_groups[i];
+          }
+          py::gil_scoped_release nogil;
+          dt::denoiser_blocks_forward_cpu(shape, norm0, blocks, dt::ptr<const float>(h),
+                                          dt::ptr<const float>(temb), dt::ptr<float>(out), batch,
+                                          L, S, n_audio, halves, threads);
+        });
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -183,4 +239,5 @@ PYBIND11_MODULE(_C, m) {
   register_dwconv(m);
   register_region_attention(m);
   register_causal_cross_attention(m);
+  register_denoiser(m);
 }

@@ -95,22 +95,45 @@ def cpu_target() -> str | None:
 # GNU libgomp (PyTorch's Linux wheels, as libgomp.so.1 or libgomp-<hash>.so.1), LLVM libomp,
 # Intel libiomp5: all export the GOMP_parallel entry point the kernels call.
 _OPENMP_NAME = re.compile(r"^lib(gomp|omp|iomp5)([-.][^/]*)?\.(so|dylib)(\.[0-9]+)*$")
+# Where PyTorch's BLAS lives: MKL linked into libtorch_cpu (x86 Linux wheels), or a bundled
+# OpenBLAS / MKL runtime. Any of them exporting `sgemm_` serves the C++ denoiser loop.
+_BLAS_NAME = re.compile(r"^lib(torch_cpu|openblas[^/]*|mkl_rt)\.(so|dylib)(\.[0-9]+)*$")
 
 
-def loaded_openmp_runtime() -> str | None:
-    """Path of the OpenMP runtime mapped into this process (Linux), or None."""
-    from disenttalk_fast._torch import torch  # noqa: F401  (torch loads its runtime)
+def _loaded_libraries(pattern: re.Pattern) -> list[str]:
+    """Paths of the shared libraries mapped into this process (Linux) whose file name matches
+    `pattern`, in load order; [] where /proc/self/maps cannot be read."""
+    from disenttalk_fast._torch import torch  # noqa: F401  (torch loads its libraries)
 
+    found: list[str] = []
     try:
         with open("/proc/self/maps") as maps:
             for line in maps:
                 fields = line.split(maxsplit=5)   # address perms offset dev inode [path]
                 path = fields[5].strip() if len(fields) == 6 else ""
-                if path.startswith("/") and _OPENMP_NAME.match(os.path.basename(path)):
-                    return path
+                if (path.startswith("/") and pattern.match(os.path.basename(path))
+                        and path not in found):
+                    found.append(path)
     except OSError:
         pass
-    return None
+    return found
+
+
+def loaded_openmp_runtime() -> str | None:
+    """Path of the OpenMP runtime mapped into this process (Linux), or None."""
+    found = _loaded_libraries(_OPENMP_NAME)
+    return found[0] if found else None
+
+
+def borrow_blas() -> bool:
+    """Lend the C++ kernels PyTorch's BLAS `sgemm_` (for the one-call denoiser loop, which then
+    multiplies as F.linear does); False where no loaded library exports it."""
+    lib = require_cpu()
+    return any(lib.use_blas_library(path) for path in _loaded_libraries(_BLAS_NAME))
+
+
+def blas_available() -> bool:
+    return _C is not None and bool(_C.blas_available())
 
 
 def set_thread_pool(kind: str) -> str:
@@ -158,3 +181,5 @@ def require_cuda():
 
 if _C is not None and os.environ.get("DISENTTALK_THREAD_POOL", "torch") != "own":
     set_thread_pool("torch")
+if _C is not None:
+    borrow_blas()

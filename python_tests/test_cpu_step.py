@@ -1,11 +1,17 @@
 """The fp32 CPU step (`model/cpu_step.py`) is FastDenoiser's generic block loop with the per-op
-Python taken out: same results on every path the loop has (guided halves, null-row shortcut,
-unflagged caches, the temporal-conv ablation, lookahead, one frame), taken for inference and
-refused wherever the generic path must run (autograd, autocast, other dtypes)."""
+Python taken out — the whole block stack in one C++ call (PyTorch's BLAS borrowed), or its Python
+loop where no BLAS can be borrowed: same results on every path the loop has (guided halves,
+null-row shortcut, unflagged caches, the temporal-conv ablation, lookahead, one frame), taken for
+inference and refused wherever the generic path must run (autograd, autocast, other dtypes)."""
+
+import copy
+import platform
+import sys
 
 import pytest
 import torch
 
+from disenttalk_fast import _native
 from disenttalk_fast.model import AudioCache, cpu_step
 from disenttalk_fast.model.fast import FastDenoiser
 from model_testing import inputs, scrambled_partition, tiny_config
@@ -33,20 +39,43 @@ def cache_for(model, audio, n_audio: int, n_null: int, frames: int, flagged: boo
     return cache if flagged else AudioCache(cache.keys, cache.values)
 
 
-def both_paths(monkeypatch, call):
-    """(lean, generic): `call()` through cpu_step, then with it refused; asserts the lean path
-    really ran the kernels itself."""
+def one_call(monkeypatch, call):
+    """`call()`, asserting that the block stack ran as the one C++ call."""
+    stacked = []
+    real = cpu_step.stack_params
+    with monkeypatch.context() as patch:
+        patch.setattr(cpu_step, "stack_params",
+                      lambda *a: stacked.append(real(*a)) or stacked[-1])
+        out = call()
+    assert stacked and stacked[-1] is not None, "the one-call block stack did not run"
+    return out
+
+
+def python_loop(monkeypatch, call):
+    """`call()` with no BLAS to borrow: cpu_step's Python loop, asserted to have run."""
     launched = []
     real = cpu_step._region_attention_cpu
     with monkeypatch.context() as patch:
+        patch.setattr(_native, "blas_available", lambda: False)
         patch.setattr(cpu_step, "_region_attention_cpu",
                       lambda *a, **k: launched.append(1) or real(*a, **k))
-        lean = call()
-    assert launched, "the CPU step did not run"
+        out = call()
+    assert launched, "the CPU step's Python loop did not run"
+    return out
+
+
+def every_path(monkeypatch, call):
+    """(one C++ call, Python loop, generic path) results of `call()`."""
     with monkeypatch.context() as patch:
         patch.setattr(cpu_step, "applies", lambda *a: False)
         generic = call()
-    return lean, generic
+    return one_call(monkeypatch, call), python_loop(monkeypatch, call), generic
+
+
+def assert_paths_agree(results):
+    stacked, loop, generic = results
+    torch.testing.assert_close(stacked, generic, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(loop, generic, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("changes", [{}, {"temporal_conv": False}, {"lookahead": 2}],
@@ -61,8 +90,7 @@ def test_plain_call_equals_the_generic_path(monkeypatch, changes, frames, n_audi
     z, t, audio = inputs(model, n_audio + n_null, frames)
     with torch.inference_mode():
         cache = cache_for(model, audio, n_audio, n_null, frames, flagged)
-        lean, generic = both_paths(monkeypatch, lambda: model(z, t, cache))
-    torch.testing.assert_close(lean, generic, rtol=1e-5, atol=1e-5)
+        assert_paths_agree(every_path(monkeypatch, lambda: model(z, t, cache)))
 
 
 @pytest.mark.parametrize("batch,n_audio", [(1, 1), (2, 1), (2, 2), (1, 0)])
@@ -71,8 +99,60 @@ def test_guided_call_equals_the_generic_path(monkeypatch, batch, n_audio):
     z, t, audio = inputs(model, batch, 9)
     with torch.no_grad():
         cache = cache_for(model, audio, n_audio, 2 * batch - n_audio, 9)
-        lean, generic = both_paths(monkeypatch, lambda: model(z, t, cache, guided=True))
-    torch.testing.assert_close(lean, generic, rtol=1e-5, atol=1e-5)
+        assert_paths_agree(every_path(monkeypatch, lambda: model(z, t, cache, guided=True)))
+
+
+@pytest.mark.skipif(not _native.cpu_available(), reason="C++ kernels not built")
+@pytest.mark.skipif(sys.platform != "linux" or platform.machine() != "x86_64",
+                    reason="PyTorch's x86-64 Linux wheels carry MKL; elsewhere the BLAS varies")
+def test_pytorch_blas_is_borrowed():
+    """Else every fp32 CPU step would silently take the slower Python loop."""
+    assert _native.blas_available()
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_one_call_with_several_threads(monkeypatch, threads):
+    model = fast_model()
+    z, t, audio = inputs(model, 2, 23)
+    with torch.inference_mode():
+        cache = cache_for(model, audio, 1, 1, 23)
+        single = one_call(monkeypatch, lambda: model(z, t, cache))
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            several = one_call(monkeypatch, lambda: model(z, t, cache, guided=False))
+        finally:
+            torch.set_num_threads(before)
+    torch.testing.assert_close(several, single, rtol=1e-5, atol=1e-5)
+
+
+def test_one_call_reads_the_weights_the_model_has_now(monkeypatch):
+    """Addresses are gathered on every call: weights updated in place, replaced by new tensors
+    (load_state_dict(assign=True)) or made non-contiguous are all what the next call uses."""
+    model = fast_model()
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(torch.randn_like(p), alpha=0.05)
+    z, t, audio = inputs(model, 1, 6)
+    with torch.inference_mode():
+        cache = model.encode_audio(audio)
+        one_call(monkeypatch, lambda: model(z, t, cache))
+    model.load_state_dict(other.state_dict(), assign=True)
+    with torch.inference_mode():
+        expected = other(z, t, cache)
+        torch.testing.assert_close(one_call(monkeypatch, lambda: model(z, t, cache)), expected)
+    with torch.no_grad():
+        model.blocks[-1].out_fuse.weight.mul_(-1)
+        other.blocks[-1].out_fuse.weight.mul_(-1)
+    with torch.inference_mode():
+        expected = other(z, t, cache)
+        torch.testing.assert_close(one_call(monkeypatch, lambda: model(z, t, cache)), expected)
+    weight = model.blocks[0].cross_q.weight
+    model.blocks[0].cross_q.weight = torch.nn.Parameter(weight.detach().t().contiguous().t())
+    with torch.inference_mode():
+        assert cpu_step.stack_params(model, cache) is None   # the Python loop copies it
+        torch.testing.assert_close(model(z, t, cache), expected)
 
 
 def test_refused_where_the_generic_path_must_run():

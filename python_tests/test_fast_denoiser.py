@@ -5,7 +5,7 @@ and the CUDA-graph step runs the same update as the eager one."""
 import pytest
 import torch
 
-from disenttalk_fast import backends, ops
+from disenttalk_fast import _native, backends, ops
 from disenttalk_fast._bridge import OpInputError
 from disenttalk_fast.model import DisentTalkDenoiser, cpu_step
 from disenttalk_fast.model.fast import FastDenoiser, as_fast
@@ -32,8 +32,11 @@ def reference_model(seed=0, **changes):
 
 def count_rows(monkeypatch, op: str, launcher: str) -> list:
     """The batch rows of every call of `ops.<op>`, or of its C++ launcher where the fp32 CPU step
-    (`cpu_step`) calls that directly."""
+    (`cpu_step`) calls that directly: its Python loop, made to run by hiding the borrowed BLAS
+    (the one-call C++ loop launches the same kernels on the same rows, out of Python's sight;
+    test_cpu_step compares the two loops)."""
     rows = []
+    monkeypatch.setattr(_native, "blas_available", lambda: False)
 
     def counting(real):
         def counted(x, *args, **kwargs):

@@ -1,4 +1,4 @@
-"""FastDenoiser's block stack on the C++ kernels, launched from one lean loop.
+"""FastDenoiser's block stack on the C++ kernels, launched in one call.
 
 `FastDenoiser.run_blocks` goes through the public ops (`ops.region_attention(...)`, ...) and the
 blocks' modules. Each such call checks its arguments, resolves the backend, asks whether the
@@ -8,13 +8,19 @@ through `nn.Module.__getattr__`: 20-70 µs of Python per call. With ~40 op calls
 a tenth of a 250-frame step and about 40% of the 16-frame steps streaming runs.
 
 Here those decisions are taken once per model call (`applies`): fp32 CPU tensors, the C++
-kernels built, eager mode with no autograd, shapes the kernels take. Then each kernel is one
-call of the op's own launcher (the function behind `ops.<op>` once its checks pass, so the
-launch code is not duplicated) and each projection one `F.linear` (or an in-place `addmm_`)
-on the parameters. The same computation as `FastDenoiser.run_blocks`, equal to rounding (on the
-default model at 250 frames, bit-identical); the tests compare the two.
-Anything `applies` refuses (autograd, torch.compile, autocast, other dtypes or devices, a forward
-hook on one of the blocks' modules that the generic loop calls) runs `FastDenoiser.run_blocks`.
+kernels built, eager mode with no autograd, shapes the kernels take. Then:
+- where PyTorch's BLAS could be borrowed (`_native.borrow_blas`: MKL in the x86-64 Linux
+  wheels), the first pre-norm and every block run as one C++ call,
+  `denoiser_blocks_forward_cpu` (csrc/denoiser_cpu.cpp): the kernels and the projections (the
+  same sgemm F.linear calls) with no Python in between, in buffers kept from one step to the
+  next. `stack_params` gathers the parameter addresses on every call.
+- elsewhere, `run_blocks_python`: the same loop in Python, each kernel one call of the op's own
+  launcher (the function behind `ops.<op>` once its checks pass) and each projection one
+  `F.linear` (or an in-place `addmm_`) on the parameters.
+Both are the computation of `FastDenoiser.run_blocks`, equal to rounding; the tests compare the
+three. Anything `applies` refuses (autograd, torch.compile, autocast, other dtypes or devices, a
+forward hook on one of the blocks' modules that the generic loop calls) runs
+`FastDenoiser.run_blocks`.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch.nn.modules import module as _torch_module
 
-from disenttalk_fast import _native, backends
+from disenttalk_fast import _bridge, _native, backends
 from disenttalk_fast._torch import torch
 from disenttalk_fast.model.audio_cache import AudioCache
 from disenttalk_fast.ops import _eager
@@ -84,10 +90,32 @@ def _hooked(model) -> bool:
 
 def run_blocks(model, h: torch.Tensor, temb: torch.Tensor, cache: AudioCache,
                halves: bool = False) -> torch.Tensor:
-    """`FastDenoiser.run_blocks(h, temb, cache, halves)` for a call `applies` accepted."""
+    """`FastDenoiser.run_blocks(h, temb, cache, halves)` for a call `applies` accepted: the whole
+    block stack, the first pre-norm included, in one C++ call where PyTorch's BLAS could be
+    borrowed (`stack_params`), else `run_blocks_python`."""
+    params = stack_params(model, cache) if _native.blas_available() else None
+    if params is None:
+        return run_blocks_python(model, h, temb, cache, halves)
     split = cache.null_split()
     batch = cache.batch
     # Rows [0, n_audio) attend to their audio; the rest are null rows (see body_with_null_rows).
+    n_audio = batch if split is None else split
+    shape, addresses, eps, groups = params
+    _, L, d = h.shape
+    h, temb = h.contiguous(), temb.contiguous()
+    out = torch.empty(batch, L, d, dtype=h.dtype)
+    _native.require_cpu().denoiser_blocks_forward_cpu(
+        *shape, addresses, eps, groups, h.data_ptr(), temb.data_ptr(), out.data_ptr(), batch, L,
+        cache.keys[0].shape[1], n_audio, halves, _bridge.num_threads())
+    return model.out_proj(out)
+
+
+def run_blocks_python(model, h: torch.Tensor, temb: torch.Tensor, cache: AudioCache,
+                      halves: bool = False) -> torch.Tensor:
+    """`run_blocks` with the Python loop (each kernel and projection launched from Python): the
+    fallback where no BLAS can be borrowed, and what the tests compare the one-call loop with."""
+    split = cache.null_split()
+    batch = cache.batch
     n_audio = batch if split is None else split
     x = model.blocks[0].norm(h)
     if halves:  # the first block's audio-independent part runs on the B shared rows only
@@ -106,6 +134,62 @@ def run_blocks(model, h: torch.Tensor, temb: torch.Tensor, cache: AudioCache,
         h, x = _film_norm_cpu(final, gamma, beta, h, norm.weight, norm.bias, float(norm.eps),
                               groups)
     return model.out_proj(x)
+
+
+def stack_params(model, cache: AudioCache):
+    """What `denoiser_blocks_forward_cpu` takes besides the activations, or None when a tensor
+    it would read is not contiguous (the Python loop copies such tensors instead): (shape
+    arguments, the first pre-norm as [weight, bias], one list of addresses per block in the
+    order bindings.cpp documents, every norm's eps and group widths, the first one's first).
+
+    Walked on every call through the modules' own parameter dicts (tens of µs for the default
+    model), never cached: a parameter replaced or moved between two calls
+    (load_state_dict(assign=True), .to()) must not leave a stale address behind, and in-place
+    weight updates (an optimizer step, load_state_dict) are read live through the addresses."""
+    blocks = model._modules["blocks"]._modules
+    n = len(blocks)
+    norms = [blocks[str(i)]._modules["norm"] for i in range(n)] + [model._modules["out_norm"]]
+    tensors = [[norms[0]._parameters["weight"], norms[0]._parameters["bias"]]]
+    for i in range(n):
+        m = blocks[str(i)]._modules
+        qkv = [q._parameters for q in m["attn_qkv"]._modules.values()]
+        local = m["local_conv"]._parameters
+        conv = m.get("tconv")  # absent from _modules when None (the temporal-conv ablation)
+        if conv is not None:
+            dw, pw = conv._parameters, conv._modules["pw"]._parameters
+            conv_params = [dw["dw_weight"], dw["dw_bias"], pw["weight"], pw["bias"]]
+        else:  # never read without a multi-dilation conv: any valid address
+            conv_params = [local["bias"]] * 4
+        row = [q["weight"] for q in qkv] + [q["bias"] for q in qkv]
+        row += _weight_bias(m["attn_fuse"])
+        row += conv_params + [local["weight"], local["bias"]]
+        for name in ("cross_q", "out_fuse", "film"):
+            row += _weight_bias(m[name])
+        row += [norms[i + 1]._parameters["weight"], norms[i + 1]._parameters["bias"],
+                cache.keys[i], cache.values[i]]
+        tensors.append(row)
+    addresses = []
+    for row in tensors:
+        ptrs = []
+        for t in row:
+            if t is None or not t.is_contiguous():
+                return None
+            ptrs.append(t.data_ptr())
+        addresses.append(ptrs)
+    eps = [float(norms[0].eps)] + [float(nm.eps) for nm in norms[1:]]
+    first = blocks["0"]
+    d = first.dim
+    # The out norm is one LayerNorm over all d channels; the blocks' pre-norms are per region.
+    groups = [list(nm.widths) for nm in norms[:-1]] + [[d]]
+    dilations = list(first.tconv.dilations) if first.tconv is not None else []
+    shape = (d, first.head_dim, float(first.rope_base), list(norms[0].widths), dilations,
+             first.local_conv.weight.shape[1], int(first.lookahead))
+    return shape, addresses, eps, groups
+
+
+def _weight_bias(linear) -> list:
+    p = linear._parameters
+    return [p["weight"], p["bias"]]
 
 
 def _block_final(block, x, audio_k, audio_v, n_audio: int, batch: int) -> torch.Tensor:
@@ -140,4 +224,4 @@ def _block_final(block, x, audio_k, audio_v, n_audio: int, batch: int) -> torch.
     return final
 
 
-__all__ = ["applies", "run_blocks"]
+__all__ = ["applies", "run_blocks", "run_blocks_python", "stack_params"]

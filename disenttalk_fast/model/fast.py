@@ -179,8 +179,9 @@ def body_with_null_rows(block: DenoiserBlock, x, temb, audio_k, audio_v, n_audio
     halves: x and temb hold B/2 rows standing for both halves of the batch (guidance's [z; z],
     n_audio <= B/2): the audio-independent part runs on them once and is then doubled.
 
-    `cpu_step._block_final` is the same computation for fp32 CPU inference, without the module
-    and op calls; a change here belongs there too (test_cpu_step compares the two loops).
+    `cpu_step._block_final` and csrc/denoiser_cpu.cpp are the same computation for fp32 CPU
+    inference, without the module and op calls; a change here belongs there too (test_cpu_step
+    compares the three loops).
     """
     s, f_conv = block.spatial_temporal(x, backend)
     dtype = f_conv.dtype
