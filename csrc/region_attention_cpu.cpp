@@ -85,29 +85,34 @@ void pack_weight(const Region& r) {
   }
 }
 
+// tmp[i * ldt + j] = sum_k xr[i][k] * W[n0 + j, k] for kRows rows and the kCols output columns
+// from n0 (a multiple of kCols) of region r.
+inline void project_block(const float* const* xr, const Region& r, int64_t n0, float* tmp,
+                          int64_t ldt) {
+  v8f acc[kRows][2] = {};
+  const float* w = r.packed + n0;
+  for (int64_t k = 0; k < r.width; ++k, w += r.ncols) {
+    v8f w0 = load(w), w1 = load(w + kLanes);
+    DT_PIN(w0);
+    DT_PIN(w1);
+    for (int i = 0; i < kRows; ++i) {
+      const v8f xi = splat(xr[i][k]);
+      acc[i][0] += xi * w0;
+      acc[i][1] += xi * w1;
+    }
+  }
+  for (int i = 0; i < kRows; ++i) {
+    store(tmp + i * ldt, acc[i][0]);
+    store(tmp + i * ldt + kLanes, acc[i][1]);
+  }
+}
+
 // tmp[i * ncols + n] = sum_k x[row_i, offset + k] * W[n, k] for kRows rows (rows past `count`
 // repeat the last valid one, their results are ignored).
 void project_rows(const float* x, int64_t d, const Region& r, const int64_t* rows, float* tmp) {
   const float* xr[kRows];
   for (int i = 0; i < kRows; ++i) xr[i] = x + rows[i] * d + r.offset;
-  for (int64_t n0 = 0; n0 < r.ncols; n0 += kCols) {
-    v8f acc[kRows][2] = {};
-    const float* w = r.packed + n0;
-    for (int64_t k = 0; k < r.width; ++k, w += r.ncols) {
-      v8f w0 = load(w), w1 = load(w + kLanes);
-      DT_PIN(w0);
-      DT_PIN(w1);
-      for (int i = 0; i < kRows; ++i) {
-        const v8f xi = splat(xr[i][k]);
-        acc[i][0] += xi * w0;
-        acc[i][1] += xi * w1;
-      }
-    }
-    for (int i = 0; i < kRows; ++i) {
-      store(tmp + i * r.ncols + n0, acc[i][0]);
-      store(tmp + i * r.ncols + n0 + kLanes, acc[i][1]);
-    }
-  }
+  for (int64_t n0 = 0; n0 < r.ncols; n0 += kCols) project_block(xr, r, n0, tmp + n0, r.ncols);
 }
 
 // Bias + rotary + scatter of one projected row (b, l) of region r into `p`.
@@ -163,6 +168,91 @@ void attend(const Projected& p, float* out, int64_t B, int64_t d, int num_thread
   });
 }
 
+// One head's queries, keys and values of sample b, projected straight into small per-thread
+// buffers: q and v (L, HD), kT block-transposed over Lk keys (see key_block_index), bias and
+// rotary applied, q pre-scaled.
+template <int HD>
+void project_head(const float* x, int64_t d, int64_t b, int64_t L, const Region& r, int64_t hl,
+                  const RopeTable& rope, float q_scale, float* q, float* kT, float* v) {
+  constexpr int64_t half = HD / 2;
+  const int64_t w = r.width, c = hl * HD;
+  // Column blocks of the head's q, k and v outputs in the region's packed weight.
+  const int64_t starts[3] = {c, w + c, 2 * w + c};
+  alignas(32) float tmp[kRows * 3 * HD];
+  for (int64_t m = 0; m < L; m += kRows) {
+    const float* xr[kRows];
+    for (int i = 0; i < kRows; ++i) xr[i] = x + (b * L + std::min(m + i, L - 1)) * d + r.offset;
+    for (int part = 0; part < 3; ++part)
+      for (int64_t j = 0; j < HD; j += kCols)
+        project_block(xr, r, starts[part] + j, tmp + part * HD + j, 3 * HD);
+    for (int64_t i = 0; i < std::min<int64_t>(kRows, L - m); ++i) {
+      const int64_t l = m + i;
+      const float* t = tmp + i * 3 * HD;
+      const float* cs = rope.cos.data() + l * half;
+      const float* sn = rope.sin.data() + l * half;
+      const float* bq = r.bias + c;
+      const float* bk = r.bias + w + c;
+      const float* bv = r.bias + 2 * w + c;
+      float* kdst = kT + key_block_index(l, HD);
+      for (int64_t j = 0; j < half; ++j) {
+        const float q1 = t[j] + bq[j], q2 = t[j + half] + bq[j + half];
+        q[l * HD + j] = (q1 * cs[j] - q2 * sn[j]) * q_scale;
+        q[l * HD + j + half] = (q2 * cs[j] + q1 * sn[j]) * q_scale;
+        const float k1 = t[HD + j] + bk[j], k2 = t[HD + j + half] + bk[j + half];
+        kdst[j * kKeyBlock] = k1 * cs[j] - k2 * sn[j];
+        kdst[(j + half) * kKeyBlock] = k2 * cs[j] + k1 * sn[j];
+      }
+      for (int64_t j = 0; j < HD; ++j) v[l * HD + j] = t[2 * HD + j] + bv[j];
+    }
+  }
+}
+
+// The fused path: one task per (sample, head) projects that head and attends with it, so its
+// queries, keys and values (3 x L x HD floats: 96 KiB at L = 256, HD = 32) stay in the core's L2
+// from the projection to the last query tile, instead of going out to L3 and back between two
+// phases. Used when there are enough (sample, head) pairs to keep every thread busy.
+template <int HD>
+void project_and_attend(const float* x, const std::vector<Region>& regions, const RopeTable& rope,
+                        float q_scale, float* out, int64_t B, int64_t L, int64_t d, int64_t H,
+                        int num_threads) {
+  const int64_t Lk = round_up(L, kKeyBlock);
+  std::vector<std::pair<const Region*, int64_t>> head_of(H);  // global head -> (region, local)
+  for (const auto& r : regions)
+    for (int64_t h = 0; h < r.width / HD; ++h) head_of[r.first_head + h] = {&r, h};
+  parallel_for(B * H, 1, num_threads, [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> bufs;
+    bufs.resize(static_cast<size_t>((2 * L + Lk) * HD));
+    float* q = bufs.data();
+    float* kT = q + L * HD;
+    float* v = kT + Lk * HD;
+    // Key columns past L in the last block are read by whole loads and masked: keep them finite.
+    if (Lk > L)
+      for (int64_t j = 0; j < HD; ++j) {
+        float* row = kT + key_block_index(Lk - kKeyBlock, HD) + j * kKeyBlock;
+        std::fill(row + L % kKeyBlock, row + kKeyBlock, 0.f);
+      }
+    auto st = std::make_unique<TileState<HD>>();
+    alignas(32) float qs[kQueryTile * HD];
+    int counts[kQueryTile];
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t b = task / H, g = task % H;
+      project_head<HD>(x, d, b, L, *head_of[g].first, head_of[g].second, rope, q_scale, q, kT,
+                       v);
+      for (int64_t l0 = 0; l0 < L; l0 += kQueryTile) {
+        const int nq = static_cast<int>(std::min<int64_t>(kQueryTile, L - l0));
+        std::copy(q + l0 * HD, q + (l0 + nq) * HD, qs);
+        std::fill(qs + nq * HD, qs + kQueryTile * HD, 0.f);
+        st->reset();
+        for (int64_t k0 = 0; k0 < L; k0 += kKeyBlock) {
+          std::fill(counts, counts + nq, static_cast<int>(std::min<int64_t>(kKeyBlock, L - k0)));
+          attend_block<HD>(qs, nq, kT + k0 * HD, v + k0 * HD, HD, counts, *st);
+        }
+        for (int i = 0; i < nq; ++i) st->write_row(i, out + (b * L + l0 + i) * d + g * HD);
+      }
+    }
+  });
+}
+
 }  // namespace
 
 void region_attention_forward_cpu(const float* x, const std::vector<const float*>& weights,
@@ -186,7 +276,11 @@ void region_attention_forward_cpu(const float* x, const std::vector<const float*
     packed_size += widths[r] * ncols;
     offset += widths[r];
   }
-  const int64_t qv_size = B * H * L * hd, kT_size = B * H * hd * Lk;
+  // Two (sample, head) tasks per thread or more: the fused path. Fewer (one sample of a few
+  // heads on many cores) would leave threads idle; the two phases below split the attention
+  // by query tile as well.
+  const bool fused = B * H >= 2 * static_cast<int64_t>(std::max(num_threads, 1));
+  const int64_t qv_size = fused ? 0 : B * H * L * hd, kT_size = fused ? 0 : B * H * hd * Lk;
   thread_local std::vector<float> scratch;
   const size_t need = static_cast<size_t>(packed_size + 2 * qv_size + kT_size);
   if (scratch.size() < need) scratch.resize(need);
@@ -195,6 +289,21 @@ void region_attention_forward_cpu(const float* x, const std::vector<const float*
     r.packed = cursor;
     cursor += r.width * r.ncols;
   }
+  const auto rope = rope_table(L, hd, rope_base);
+  const float q_scale = kLog2e / std::sqrt(static_cast<float>(hd));
+
+  parallel_for(static_cast<int64_t>(regions.size()), 1, num_threads, [&](int64_t b0, int64_t b1) {
+    for (int64_t r = b0; r < b1; ++r) pack_weight(regions[r]);
+  });
+
+  if (fused) {
+    dispatch_head_dim(hd, "region_attention", [&](auto tag) {
+      project_and_attend<decltype(tag)::value>(x, regions, *rope, q_scale, out, B, L, d, H,
+                                               num_threads);
+    });
+    return;
+  }
+
   Projected p{cursor, cursor + qv_size, cursor + qv_size + kT_size, H, L, Lk, hd};
   // Key columns past L (in the last block) are read by whole 16-key loads and masked out; keep
   // them finite.
@@ -203,13 +312,6 @@ void region_attention_forward_cpu(const float* x, const std::vector<const float*
       float* row = p.kT + bh * hd * Lk + key_block_index(Lk - kKeyBlock, hd) + j * kKeyBlock;
       std::fill(row + L % kKeyBlock, row + kKeyBlock, 0.f);
     }
-
-  const auto rope = rope_table(L, hd, rope_base);
-  const float q_scale = kLog2e / std::sqrt(static_cast<float>(hd));
-
-  parallel_for(static_cast<int64_t>(regions.size()), 1, num_threads, [&](int64_t b0, int64_t b1) {
-    for (int64_t r = b0; r < b1; ++r) pack_weight(regions[r]);
-  });
 
   // Phase 1: projection + bias + rotary, kRowTile rows of (B * L) per task.
   const int64_t rows = B * L, row_tasks = (rows + kRowTile - 1) / kRowTile;

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from disenttalk_fast import backends, ops, reference
+from disenttalk_fast import _native, backends, ops, reference
 from disenttalk_fast._bridge import OpInputError
 from disenttalk_fast.ops.region_attention import HEAD_DIMS
 from op_testing import (SPLIT_TOL, assert_matches_reference, backend_cases, compile_triton_for_gpu,
@@ -203,6 +203,27 @@ def test_triton_fp32_follows_pytorchs_tf32_switch():
         torch.testing.assert_close(out.double(), expected, rtol=1e-2, atol=1e-2)
     finally:
         torch.set_float32_matmul_precision(before)
+
+
+@pytest.mark.skipif(not _native.cpu_available(), reason="C++ kernels not built")
+@pytest.mark.parametrize("threads", [1, 2, 16])
+@pytest.mark.parametrize("shape", [(2, 250, (96, 64, 96), 32), (1, 67, (64, 32), 32),
+                                   (3, 5, (64,), 64), (1, 1, (32,), 32)], ids=shape_id)
+def test_cpu_fused_and_two_phase_paths(threads, shape):
+    """The C++ kernel projects and attends one (sample, head) per task when there are at least
+    two such tasks per thread, else in two phases split by query tile: both against the
+    reference whichever the thread count picks (1 thread: fused wherever B x H >= 2; 16: two
+    phases for all of these)."""
+    x, w, b, hd = make(shape)
+    expected = reference.region_attention(x.double(), [t.double() for t in w],
+                                          [t.double() for t in b], hd)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        out = ops.region_attention(x, w, b, hd, backend="cpu")
+    finally:
+        torch.set_num_threads(before)
+    torch.testing.assert_close(out.double(), expected, rtol=1e-4, atol=1e-4)
 
 
 def test_eager_fast_path_matches_dispatched_op(monkeypatch):
