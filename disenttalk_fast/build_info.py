@@ -45,6 +45,8 @@ def build_info() -> dict:
         "triton_interpreted": backends.triton_interpreted(),
         "num_threads": torch.get_num_threads(),
         "cpu_thread_pool": _native.thread_pool() if lib is not None else None,
+        # Whether fp32 CPU inference runs the block stack as one C++ call (on PyTorch's sgemm).
+        "cpu_blas_borrowed": _native.blas_available(),
         "backend_env": backends.os.environ.get(backends.ENV_VAR),
         "auto_backend_cpu": backends.resolve("auto", cpu_device),
         "auto_backend_cuda": backends.resolve("auto", cuda_device) if cuda_device else None,

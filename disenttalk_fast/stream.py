@@ -31,9 +31,11 @@ What makes that exact:
 Latency (`latency()`), for a frame emitted in steady state, measured from the start of the
 frame's audio: algorithmic = hop_frames x 40 ms (the window's new frames must all be heard) +
 2.5 ms (mel window lookahead) + up to `chunk_ms` (a sample arrives at the end of its chunk);
-compute = the measured wall time of sampling one window (steps x denoiser on 2 x window frames
-with guidance). The first window waits for `window` frames of audio instead of `hop_frames`.
-To keep up with real time, compute per window must stay below hop_frames x 40 ms
+compute = the measured wall time of one window: its new mel rows and their audio encoding, then
+steps x denoiser on 2 x window frames with guidance; plus the conditioning of the chunk that
+completes the window (done as each chunk is pushed). The first window waits
+for `window` frames of audio instead of `hop_frames`. To keep up with real time, one window plus
+the conditioning of a hop's worth of chunks must take less than hop_frames x 40 ms
 (`real_time_factor` < 1). Only the `mel` feature streams (HuBERT's transformer looks at the
 whole input).
 """
@@ -153,6 +155,22 @@ class Streamer:
     def reset_timing(self):
         self.window_seconds: list[float] = []       # wall time per window
         self.window_cpu_seconds: list[float] = []   # process CPU time per window (all threads)
+        # The audio path of push / flush (conditioning; at flush also the last mel rows and
+        # their encoding), all chunks summed.
+        self.audio_seconds = 0.0
+        self.audio_cpu_seconds = 0.0
+        self.audio_chunks = 0
+        self.audio_samples = 0                      # conditioned (16 kHz) samples it processed
+
+    def _timed_audio(self, work):
+        """Run the audio path of one push / flush (`work()`, returning the conditioned
+        samples) and add its wall and CPU time to the streamer's audio timing."""
+        t0, c0 = time.perf_counter(), time.process_time()
+        n = work()
+        self.audio_seconds += time.perf_counter() - t0
+        self.audio_cpu_seconds += time.process_time() - c0
+        self.audio_chunks += 1
+        self.audio_samples += n
 
     # -- audio -> final feature rows -> encoded rows -------------------------------------------
     def _add_samples(self, x: np.ndarray):
@@ -217,6 +235,7 @@ class Streamer:
         from disenttalk_fast.sampling.step import Known
 
         t0, c0 = time.perf_counter(), time.process_time()
+        self._compute_rows(fr.ROWS_PER_FRAME * end)   # the window's audio rows (final by now)
         length, n_dims = end - start, self.ckpt.config.num_dims
         prev_end = self._prev0 + (0 if self._prev is None else self._prev.shape[1])
         held_n = max(0, prev_end - start)
@@ -273,12 +292,20 @@ class Streamer:
         Returns the motion frames that became final (possibly none)."""
         if self.finished:
             raise RuntimeError("Streamer: push() after flush(); call reset() to start again")
-        self._add_samples(self.conditioner.push(pcm))
-        # Row r is final once samples up to 320 r + 360 have arrived.
+        def audio_path():
+            x = self.conditioner.push(pcm)
+            self._add_samples(x)
+            return x.size
+
+        self._timed_audio(audio_path)
+        # Row r is final once samples up to 320 r + 360 have arrived. Rows become mel features
+        # and encoded audio only when a window needs them (`_run_window`): one batch per hop
+        # instead of a few rows per chunk, whose fixed cost of ~2 ms (two dozen small ops) had
+        # taken 14% of real time on the dev CPU.
         avail = self._total_samples - RIGHT_CONTEXT
-        self._compute_rows(max(0, avail // fr.ROW_HOP) if avail >= 0 else 0)
+        ready = avail // fr.ROW_HOP if avail >= 0 else 0
         out = []
-        while self.rows_final >= 2 * (self.next_start + self.window):
+        while ready >= 2 * (self.next_start + self.window):
             start = self.next_start
             out.append(self._run_window(start, start + self.window))
             self.next_start += self.hop
@@ -292,10 +319,15 @@ class Streamer:
         with silence to a whole frame as offline: ceil(samples / 640) frames in all)."""
         if self.finished:
             return self._join([])
-        self._add_samples(self.conditioner.flush())
-        self.conditioner.check_content()
+        def audio_path():
+            x = self.conditioner.flush()
+            self._add_samples(x)
+            self.conditioner.check_content()
+            self._compute_rows(fr.num_rows(fr.num_frames(self._total_samples)))
+            return x.size
+
+        self._timed_audio(audio_path)
         total_frames = fr.num_frames(self._total_samples)
-        self._compute_rows(fr.num_rows(total_frames))
         out = []
         # Windows of the regular grid that fit, then one last window ending at the last frame.
         while self.next_start + self.window <= total_frames:
@@ -335,20 +367,36 @@ class Streamer:
         before the first window); compute_cpu_ms: mean process CPU time per window (all threads
         summed) — on a CPU shared with other work, wall time includes waiting for a core and
         CPU time approximates what one idle core would take with one torch thread);
-        total_ms = algorithmic_ms + compute_ms;
-        real_time_factor = compute_ms / (hop x 40 ms) (< 1 keeps up with live audio).
+        audio_ms_per_chunk / audio_ms_per_hop: mean wall time of the audio path run as chunks
+        arrive (conditioning; mel rows and encoding run in the window) per pushed chunk, and
+        per hop of audio (audio_cpu_ms_per_hop: its CPU time);
+        total_ms = algorithmic_ms + compute_ms + audio_ms_per_chunk (the chunk that completes a
+        window is conditioned before the window runs);
+        real_time_factor = (compute_ms + audio_ms_per_hop) / (hop x 40 ms): the share of each
+        hop's duration spent working (< 1 keeps up with live audio).
         """
         lookahead = 1000.0 * RIGHT_CONTEXT / fr.SAMPLE_RATE
         algo = self.hop * FRAME_MS + lookahead + self.chunk_ms
         first = self.window * FRAME_MS + lookahead + self.chunk_ms
         times = self.window_seconds
         compute = 1000.0 * float(np.mean(times)) if times else None
+        hop_ms = self.hop * FRAME_MS
+        per_chunk = per_hop = cpu_per_hop = None
+        if self.audio_chunks:
+            per_chunk = 1000.0 * self.audio_seconds / self.audio_chunks
+        if self.audio_samples:
+            hops = self.audio_samples / (fr.SAMPLE_RATE * hop_ms / 1000.0)
+            per_hop = 1000.0 * self.audio_seconds / hops
+            cpu_per_hop = 1000.0 * self.audio_cpu_seconds / hops
+        done = compute is not None and per_hop is not None
         return {"algorithmic_ms": algo, "first_frame_algorithmic_ms": first,
                 "compute_ms": compute,
                 "compute_max_ms": 1000.0 * max(times) if times else None,
                 "compute_cpu_ms": (1000.0 * float(np.mean(self.window_cpu_seconds))
                                    if self.window_cpu_seconds else None),
-                "total_ms": None if compute is None else algo + compute,
-                "real_time_factor": None if compute is None else compute / (self.hop * FRAME_MS),
+                "audio_ms_per_chunk": per_chunk, "audio_ms_per_hop": per_hop,
+                "audio_cpu_ms_per_hop": cpu_per_hop,
+                "total_ms": algo + compute + per_chunk if done else None,
+                "real_time_factor": (compute + per_hop) / hop_ms if done else None,
                 "windows": len(times), "hop_frames": self.hop, "window_frames": self.window,
                 "steps": self.plan.num_steps, "chunk_ms": self.chunk_ms}

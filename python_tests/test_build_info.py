@@ -19,6 +19,7 @@ def test_build_info_fields():
         assert info["cuda_architectures"], "CUDA compiled in but no architectures reported"
     assert info["cuda_device_usable"] == (torch.cuda.is_available() and info["cuda_kernels"])
     assert info["auto_backend_cpu"] in ("cpu", "reference")
+    assert isinstance(info["cpu_blas_borrowed"], bool)
 
 
 def test_info_command_prints_json(tmp_path):

@@ -80,6 +80,29 @@ def test_frames_are_emitted_as_soon_as_final(model):
     lat = s.latency()
     assert lat["algorithmic_ms"] == pytest.approx(HOP * 40 + 2.5 + 20.0)
     assert lat["windows"] == 2 and lat["compute_ms"] > 0 and lat["total_ms"] > lat["algorithmic_ms"]
+    # The audio path of the three pushes (their conditioning; mel rows and encoding run in the
+    # windows) counts too: per chunk in the latency, per hop of audio (pushed: window + hop
+    # frames and 40 samples) in the real-time factor.
+    assert s.audio_chunks == 3 and lat["audio_ms_per_chunk"] > 0
+    hops = (640 * (window + HOP) + 40) / (640 * HOP)
+    assert lat["audio_ms_per_hop"] == pytest.approx(1000 * s.audio_seconds / hops)
+    assert lat["total_ms"] == pytest.approx(lat["algorithmic_ms"] + lat["compute_ms"]
+                                            + lat["audio_ms_per_chunk"])
+    assert lat["real_time_factor"] == pytest.approx(
+        (lat["compute_ms"] + lat["audio_ms_per_hop"]) / (HOP * 40))
+
+
+def test_audio_is_encoded_once_per_window_not_per_chunk(model, monkeypatch):
+    """Mel rows and their encoding wait until a window needs them: 20 ms chunks cost only their
+    conditioning, and the streamed motion still equals the offline one (tests above)."""
+    s = Streamer(model, hop_frames=HOP, overlap_frames=OVERLAP, steps=2)
+    calls = []
+    real = s.model.encode_audio
+    monkeypatch.setattr(s.model, "encode_audio", lambda *a, **k: calls.append(1) or real(*a, **k))
+    x = speech_like(1.0)
+    pushes = [s.push(x[i:i + 320]) for i in range(0, x.size, 320)]
+    assert len(pushes) == 50 and len(s.window_seconds) >= 3
+    assert len(calls) == len(s.window_seconds)
 
 
 def test_stream_int16_stereo_44k_matches_offline(model):
