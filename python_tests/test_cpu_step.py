@@ -153,6 +153,9 @@ def test_one_call_reads_the_weights_the_model_has_now(monkeypatch):
     with torch.inference_mode():
         assert cpu_step.stack_params(model, cache) is None   # the Python loop copies it
         torch.testing.assert_close(model(z, t, cache), expected)
+    model.blocks[0].cross_q.weight = torch.nn.Parameter(weight.detach().double())
+    with torch.inference_mode():   # never read as fp32 memory
+        assert cpu_step.stack_params(model, cache) is None
 
 
 def test_refused_where_the_generic_path_must_run():

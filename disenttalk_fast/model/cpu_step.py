@@ -138,7 +138,8 @@ def run_blocks_python(model, h: torch.Tensor, temb: torch.Tensor, cache: AudioCa
 
 def stack_params(model, cache: AudioCache):
     """What `denoiser_blocks_forward_cpu` takes besides the activations, or None when a tensor
-    it would read is not contiguous (the Python loop copies such tensors instead): (shape
+    it would read is not a contiguous fp32 CPU tensor (the Python loop copies non-contiguous
+    ones instead): (shape
     arguments, the first pre-norm as [weight, bias], one list of addresses per block in the
     order bindings.cpp documents, every norm's eps and group widths, the first one's first).
 
@@ -169,10 +170,13 @@ def stack_params(model, cache: AudioCache):
                 cache.keys[i], cache.values[i]]
         tensors.append(row)
     addresses = []
+    f32 = torch.float32
     for row in tensors:
         ptrs = []
         for t in row:
-            if t is None or not t.is_contiguous():
+            # The C++ reads raw fp32 memory: anything else (a block left in another dtype) must
+            # never reach it.
+            if t is None or t.dtype is not f32 or not t.is_cpu or not t.is_contiguous():
                 return None
             ptrs.append(t.data_ptr())
         addresses.append(ptrs)
