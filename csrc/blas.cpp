@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "common.h"
+#include "parallel.h"
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <dlfcn.h>
@@ -79,6 +80,22 @@ void linear_rows(const float* x, int64_t M, int64_t K, int64_t ldx, const float*
   const int lda = as_int(ldw, "ldw"), ldb = as_int(ldx, "ldx"), ldc = as_int(ldo, "ldo");
   const float alpha = 1.f;
   sgemm("T", "N", &m, &n, &k, &alpha, W, &lda, x, &ldb, &beta, out, &ldc);
+}
+
+void linear_rows_parallel(const float* x, int64_t M, int64_t K, int64_t ldx, const float* W,
+                          int64_t N, int64_t ldw, const float* bias, float* out, int64_t ldo,
+                          bool accumulate, int num_threads) {
+  constexpr int64_t kMinRowsPerThread = 32;
+  const int64_t threads = std::min<int64_t>(std::max(num_threads, 1), M / kMinRowsPerThread);
+  if (threads <= 1 || !using_openmp_runtime()) {
+    linear_rows(x, M, K, ldx, W, N, ldw, bias, out, ldo, accumulate);
+    return;
+  }
+  const int64_t rows = (M + threads - 1) / threads;  // one product per thread
+  parallel_for(M, rows, static_cast<int>(threads), [&](int64_t begin, int64_t end) {
+    linear_rows(x + begin * ldx, end - begin, K, ldx, W, N, ldw, bias, out + begin * ldo, ldo,
+                accumulate);
+  });
 }
 
 }  // namespace dt

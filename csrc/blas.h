@@ -22,4 +22,11 @@ bool blas_available();
 void linear_rows(const float* x, int64_t M, int64_t K, int64_t ldx, const float* W, int64_t N,
                  int64_t ldw, const float* bias, float* out, int64_t ldo, bool accumulate);
 
+// linear_rows with the rows split across `num_threads` threads of the kernels' OpenMP team, one
+// single-threaded product each (inside a parallel region the BLAS runs sequentially). Falls back
+// to one call (threaded by the BLAS itself) for few rows or off the OpenMP runtime.
+void linear_rows_parallel(const float* x, int64_t M, int64_t K, int64_t ldx, const float* W,
+                          int64_t N, int64_t ldw, const float* bias, float* out, int64_t ldo,
+                          bool accumulate, int num_threads);
+
 }  // namespace dt

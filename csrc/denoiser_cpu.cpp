@@ -73,7 +73,8 @@ void denoiser_blocks_forward_cpu(const DenoiserShape& shape, const NormParams& n
 
     region_attention_forward_cpu(xbuf, p.qkv_weight, p.qkv_bias, shape.widths, a, rows, L, hd,
                                  shape.rope_base, num_threads);
-    linear_rows(a, rl, d, d, p.fuse_weight, d, d, p.fuse_bias, s1, d, false);
+    linear_rows_parallel(a, rl, d, d, p.fuse_weight, d, d, p.fuse_bias, s1, d, false,
+                         num_threads);
     float* s = s1;
     float* q = s2;
     if (n_dil > 0) {
@@ -86,13 +87,16 @@ void denoiser_blocks_forward_cpu(const DenoiserShape& shape, const NormParams& n
     local_dwconv_forward_cpu(s, p.local_weight, p.local_bias, a, rows, L, d, shape.local_kernel,
                              num_threads);
     // W_o = [W_conv | W_attn] (d, 2d): its halves are column slices, rows 2d apart.
-    linear_rows(a, rl, d, d, p.out_weight, d, 2 * d, p.out_bias, fin, d, false);
+    linear_rows_parallel(a, rl, d, d, p.out_weight, d, 2 * d, p.out_bias, fin, d, false,
+                         num_threads);
     repeat_rows(fin, rl, batch * L, d);
     if (n_audio > 0) {
-      linear_rows(s, n_audio * L, d, d, p.q_weight, d, d, p.q_bias, q, d, false);
+      linear_rows_parallel(s, n_audio * L, d, d, p.q_weight, d, d, p.q_bias, q, d, false,
+                           num_threads);
       causal_cross_attention_forward_cpu(q, p.audio_k, p.audio_v, a, n_audio, L, S, heads, hd,
                                          shape.lookahead, num_threads);
-      linear_rows(a, n_audio * L, d, d, p.out_weight + d, d, 2 * d, nullptr, fin, d, true);
+      linear_rows_parallel(a, n_audio * L, d, d, p.out_weight + d, d, 2 * d, nullptr, fin, d,
+                           true, num_threads);
     }
     if (n_audio < batch) {
       // A null row's keys and values repeat one learned row, so its cross-attention output is

@@ -111,11 +111,14 @@ def test_pytorch_blas_is_borrowed():
 
 
 @pytest.mark.parametrize("threads", [2, 3])
-def test_one_call_with_several_threads(monkeypatch, threads):
+@pytest.mark.parametrize("frames", [23, 70])
+def test_one_call_with_several_threads(monkeypatch, threads, frames):
+    """Several threads split every kernel, and at 32+ rows per thread the projections' rows
+    (one single-threaded product per thread): same result as one thread."""
     model = fast_model()
-    z, t, audio = inputs(model, 2, 23)
+    z, t, audio = inputs(model, 2, frames)
     with torch.inference_mode():
-        cache = cache_for(model, audio, 1, 1, 23)
+        cache = cache_for(model, audio, 1, 1, frames)
         single = one_call(monkeypatch, lambda: model(z, t, cache))
         before = torch.get_num_threads()
         torch.set_num_threads(threads)
