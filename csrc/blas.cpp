@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 
 #include "common.h"
@@ -24,10 +25,47 @@ using SgemmFn = void (*)(const char* transa, const char* transb, const int* m, c
                          const int* ldc);
 std::atomic<SgemmFn> g_sgemm{nullptr};
 
-int as_int(int64_t v, const char* what) {
+// A BLAS integer argument. Held in 64 bits, zero-extended: on a little-endian machine an LP64
+// BLAS (32-bit ints) reads the low half and an ILP64 one (64-bit ints, e.g. an `sgemm_` built
+// with MKL's ILP64 layer) reads all of it, and both see the same value.
+struct BlasInt {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  int value;
+  explicit BlasInt(int64_t v) : value(static_cast<int>(v)) {}
+#else
+  int64_t value;
+  explicit BlasInt(int64_t v) : value(v) {}
+#endif
+  const int* get() const { return reinterpret_cast<const int*>(&value); }
+};
+
+BlasInt blas_int(int64_t v, const char* what) {
   DT_CHECK(v >= 0 && v <= INT_MAX,
            std::string("linear_rows: ") + what + " exceeds the BLAS int range");
-  return static_cast<int>(v);
+  return BlasInt(v);
+}
+
+void call_sgemm(SgemmFn sgemm, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  const BlasInt M = blas_int(m, "N"), N = blas_int(n, "M"), K = blas_int(k, "K");
+  const BlasInt LDA = blas_int(lda, "ldw"), LDB = blas_int(ldb, "ldx"), LDC = blas_int(ldc, "ldo");
+  const float alpha = 1.f;
+  sgemm("T", "N", M.get(), N.get(), K.get(), &alpha, a, LDA.get(), b, LDB.get(), &beta, c,
+        LDC.get());
+}
+
+// A small product whose answer is known, with leading dimensions that differ from the sizes:
+// a function that is not the BLAS sgemm we expect gives something else (and is not used).
+bool sgemm_works(SgemmFn sgemm) {
+  const float w[3 * 4] = {1, 2, 3, 0, 4, 5, 6, 0, 7, 8, 9, 0};  // W (3, 3), rows 4 apart
+  const float x[2 * 3] = {1, 0, -1, 2, 1, 0};                    // x (2, 3)
+  float out[2 * 5] = {};                                         // out (2, 3), rows 5 apart
+  call_sgemm(sgemm, 3, 2, 3, w, 4, x, 3, 0.f, out, 5);
+  const float expected[2][3] = {{-2, -2, -2}, {4, 13, 22}};
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 3; ++j)
+      if (out[i * 5 + j] != expected[i][j]) return false;
+  return out[3] == 0.f && out[4] == 0.f;
 }
 
 }  // namespace
@@ -42,7 +80,21 @@ bool use_blas_library(const std::string& library_path) {
   void* handle = dlopen(library_path.c_str(), RTLD_NOW | RTLD_NOLOAD);
   if (handle == nullptr) return false;
   auto fn = reinterpret_cast<SgemmFn>(dlsym(handle, "sgemm_"));
-  if (fn == nullptr) {
+  // dlsym also searches the library's dependencies: take the function only from the library
+  // named (where PyTorch's own products come from), and only if it multiplies correctly.
+  Dl_info info{};
+  char* found = nullptr;
+  char* wanted = nullptr;
+  bool ok = fn != nullptr && dladdr(reinterpret_cast<void*>(fn), &info) != 0 &&
+            info.dli_fname != nullptr;
+  if (ok) {
+    found = realpath(info.dli_fname, nullptr);
+    wanted = realpath(library_path.c_str(), nullptr);
+    ok = found != nullptr && wanted != nullptr && std::strcmp(found, wanted) == 0;
+  }
+  std::free(found);
+  std::free(wanted);
+  if (!ok || !sgemm_works(fn)) {
     dlclose(handle);
     return false;
   }
@@ -76,10 +128,7 @@ void linear_rows(const float* x, int64_t M, int64_t K, int64_t ldx, const float*
   }
   // Column-major view of the row-major problem: out^T (N x M) = W (N x K) . x^T (K x M), where
   // W read column-major is W^T (transa = 'T') and x read column-major is x^T (transb = 'N').
-  const int m = as_int(N, "N"), n = as_int(M, "M"), k = as_int(K, "K");
-  const int lda = as_int(ldw, "ldw"), ldb = as_int(ldx, "ldx"), ldc = as_int(ldo, "ldo");
-  const float alpha = 1.f;
-  sgemm("T", "N", &m, &n, &k, &alpha, W, &lda, x, &ldb, &beta, out, &ldc);
+  call_sgemm(sgemm, N, M, K, W, ldw, x, ldx, beta, out, ldo);
 }
 
 void linear_rows_parallel(const float* x, int64_t M, int64_t K, int64_t ldx, const float* W,

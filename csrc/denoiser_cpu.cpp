@@ -34,14 +34,34 @@ void denoiser_blocks_forward_cpu(const DenoiserShape& shape, const NormParams& n
   const int64_t rows0 = halves ? batch / 2 : batch;  // rows of h, x and temb
   DT_CHECK(n_audio >= 0 && n_audio <= rows0,
            "denoiser_blocks_forward_cpu: audio rows must come first and fit in h's rows");
+  auto sums_to_d = [d](const std::vector<int64_t>& widths) {
+    int64_t total = 0;
+    for (int64_t w : widths) {
+      if (w <= 0) return false;
+      total += w;
+    }
+    return total == d;
+  };
+  DT_CHECK(sums_to_d(shape.widths) && sums_to_d(norm0.groups),
+           "denoiser_blocks_forward_cpu: region widths and norm groups must sum to dim");
+  for (const auto& p : blocks)
+    DT_CHECK(sums_to_d(p.norm.groups), "denoiser_blocks_forward_cpu: norm groups must sum to dim");
   if (batch * L * d == 0) return;
   const int64_t heads = d / hd, n = batch * L * d;
   const int n_dil = static_cast<int>(shape.dilations.size());
 
-  // Kept between calls (one diffusion step to the next): no allocation, no page faults.
+  // Kept between calls (one diffusion step to the next): no allocation, no page faults. Only
+  // up to kKeptFloats, though: a long offline clip's buffers are not held for the thread's life.
+  constexpr size_t kKeptFloats = size_t{8} << 20;  // 32 MiB
   thread_local std::vector<float> work;
   const size_t need = static_cast<size_t>(7 * n + 4 * batch * d + 3 * d);
   if (work.size() < need) work.resize(need);
+  struct Release {
+    std::vector<float>& w;
+    ~Release() {
+      if (w.size() > kKeptFloats) std::vector<float>().swap(w);
+    }
+  } release{work};
   float* hbuf[2] = {work.data(), work.data() + n};
   float* xbuf = hbuf[1] + n;
   float* a = xbuf + n;        // attention output, then F_conv, then F_attn

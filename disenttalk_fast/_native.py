@@ -102,7 +102,7 @@ _BLAS_NAME = re.compile(r"^lib(torch_cpu|openblas[^/]*|mkl_rt)\.(so|dylib)(\.[0-
 
 def _loaded_libraries(pattern: re.Pattern) -> list[str]:
     """Paths of the shared libraries mapped into this process (Linux) whose file name matches
-    `pattern`, in load order; [] where /proc/self/maps cannot be read."""
+    `pattern`, in address order; [] where /proc/self/maps cannot be read."""
     from disenttalk_fast._torch import torch  # noqa: F401  (torch loads its libraries)
 
     found: list[str] = []

@@ -155,8 +155,7 @@ class Streamer:
     def reset_timing(self):
         self.window_seconds: list[float] = []       # wall time per window
         self.window_cpu_seconds: list[float] = []   # process CPU time per window (all threads)
-        # The audio path of push / flush (conditioning; at flush also the last mel rows and
-        # their encoding), all chunks summed.
+        # The audio path of push / flush (their conditioning), all chunks summed.
         self.audio_seconds = 0.0
         self.audio_cpu_seconds = 0.0
         self.audio_chunks = 0
@@ -167,10 +166,11 @@ class Streamer:
         samples) and add its wall and CPU time to the streamer's audio timing."""
         t0, c0 = time.perf_counter(), time.process_time()
         n = work()
-        self.audio_seconds += time.perf_counter() - t0
-        self.audio_cpu_seconds += time.process_time() - c0
-        self.audio_chunks += 1
-        self.audio_samples += n
+        if n:  # an empty push (or one the resampler holds back entirely) is not a chunk
+            self.audio_seconds += time.perf_counter() - t0
+            self.audio_cpu_seconds += time.process_time() - c0
+            self.audio_chunks += 1
+            self.audio_samples += n
 
     # -- audio -> final feature rows -> encoded rows -------------------------------------------
     def _add_samples(self, x: np.ndarray):
@@ -323,10 +323,10 @@ class Streamer:
             x = self.conditioner.flush()
             self._add_samples(x)
             self.conditioner.check_content()
-            self._compute_rows(fr.num_rows(fr.num_frames(self._total_samples)))
             return x.size
 
         self._timed_audio(audio_path)
+        # The remaining rows (zeros past the signal, as offline) are computed by the windows.
         total_frames = fr.num_frames(self._total_samples)
         out = []
         # Windows of the regular grid that fit, then one last window ending at the last frame.

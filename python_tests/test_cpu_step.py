@@ -210,3 +210,72 @@ def test_training_still_differentiates_through_the_generic_path():
     out.square().mean().backward()
     assert model.blocks[0].attn_fuse.weight.grad is not None
     assert model.blocks[-1].cross_q.weight.grad.abs().sum() > 0
+
+
+def test_inputs_that_do_not_fit_never_reach_the_cpu_loops():
+    """h, temb and the cache are read as raw fp32 memory of matching shapes: anything else takes
+    the generic path."""
+    model = fast_model()
+    z, t, audio = inputs(model, 2, 6)
+    d = model.config.d_model
+    h, temb = torch.zeros(2, 6, d), torch.zeros(2, d)
+    with torch.inference_mode():
+        cache = cache_for(model, audio, 1, 1, 6)
+        assert cpu_step.applies(model, h, temb, cache)
+        assert not cpu_step.applies(model, h, temb.bfloat16(), cache)
+        assert not cpu_step.applies(model, h[:1], temb[:1], cache)          # batch of 2 cached
+        assert cpu_step.applies(model, h[:1], temb[:1], cache, halves=True)
+        assert not cpu_step.applies(model, h, temb[:1], cache)
+        assert not cpu_step.applies(model, torch.zeros(2, 5, d), temb, cache)  # 12 audio rows
+        # The generic loop's result for the rows given (no memory read past h and temb).
+        assert model.run_blocks(h[:1], temb[:1], cache).shape == (1, 6, model.config.num_dims)
+
+
+def test_one_call_under_a_default_device_context(monkeypatch):
+    """The output buffer is made on the input's device, not torch's default one."""
+    model = fast_model()
+    z, t, audio = inputs(model, 1, 5)
+    with torch.inference_mode():
+        cache = model.encode_audio(audio)
+        expected = model(z, t, cache)
+        with torch.device("meta"):
+            got = one_call(monkeypatch, lambda: model(z, t, cache))
+    torch.testing.assert_close(got, expected)
+
+
+def test_parametrized_weights_and_first_norm_hooks_take_a_loop_that_honours_them(monkeypatch):
+    """A parametrized projection (weight norm here) has no plain weight parameter: the Python
+    loop, which reads module.weight, runs it. A hook on the first pre-norm (which the one C++
+    call computes itself) sends the call to the generic loop, where it runs."""
+    from torch.nn.utils import parametrizations
+
+    model = fast_model()
+    z, t, audio = inputs(model, 1, 5)
+    with torch.inference_mode():
+        cache = model.encode_audio(audio)
+        before = model(z, t, cache)
+    parametrizations.weight_norm(model.blocks[0].cross_q)
+    with torch.inference_mode():
+        assert cpu_step.stack_params(model, cache) is None
+        torch.testing.assert_close(model(z, t, cache), before, rtol=1e-5, atol=1e-5)
+    calls = []
+    handle = model.blocks[0].norm.register_forward_hook(lambda m, i, o: calls.append(1))
+    try:
+        with torch.inference_mode():
+            torch.testing.assert_close(model(z, t, cache), before, rtol=1e-5, atol=1e-5)
+    finally:
+        handle.remove()
+    assert calls == [1]
+
+
+@pytest.mark.skipif(not _native.cpu_available(), reason="C++ kernels not built")
+def test_blas_is_borrowed_only_from_the_library_named_and_only_if_it_multiplies():
+    lib = _native.require_cpu()
+    try:
+        assert not lib.use_blas_library("/nonexistent/libtorch_cpu.so")
+        gomp = _native.loaded_openmp_runtime()
+        if gomp:   # loaded, but no sgemm_ of its own
+            assert not lib.use_blas_library(gomp)
+    finally:
+        _native.borrow_blas()
+    assert _native.blas_available() == bool(_native._loaded_libraries(_native._BLAS_NAME))

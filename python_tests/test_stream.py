@@ -84,6 +84,8 @@ def test_frames_are_emitted_as_soon_as_final(model):
     # windows) counts too: per chunk in the latency, per hop of audio (pushed: window + hop
     # frames and 40 samples) in the real-time factor.
     assert s.audio_chunks == 3 and lat["audio_ms_per_chunk"] > 0
+    s.push(np.zeros(0, np.float32))   # an empty push is not a chunk
+    assert s.audio_chunks == 3
     hops = (640 * (window + HOP) + 40) / (640 * HOP)
     assert lat["audio_ms_per_hop"] == pytest.approx(1000 * s.audio_seconds / hops)
     assert lat["total_ms"] == pytest.approx(lat["algorithmic_ms"] + lat["compute_ms"]

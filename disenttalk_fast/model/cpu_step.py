@@ -40,11 +40,22 @@ from disenttalk_fast.ops.film import MAX_NORM_GROUPS, _film_norm_cpu
 from disenttalk_fast.ops.region_attention import HEAD_DIMS, _region_attention_cpu
 
 
-def applies(model, h: torch.Tensor, temb: torch.Tensor, cache) -> bool:
-    """Whether `run_blocks` below may run this call (else `FastDenoiser.run_blocks` does)."""
+def applies(model, h: torch.Tensor, temb: torch.Tensor, cache, halves: bool = False) -> bool:
+    """Whether `run_blocks` below may run this call (else `FastDenoiser.run_blocks` does, which
+    also gives the one-line errors for inputs that do not fit together)."""
     if h.device.type != "cpu" or h.dtype != torch.float32 or torch.is_grad_enabled():
         return False
     if torch.is_autocast_enabled("cpu") or not isinstance(cache, AudioCache):
+        return False
+    # The C++ loop reads h, temb and the cache as raw fp32 memory of these shapes.
+    if temb.device.type != "cpu" or temb.dtype != torch.float32 or h.dim() != 3:
+        return False
+    rows, L, d = h.shape
+    if halves and cache.batch % 2:
+        return False
+    if rows != (cache.batch // 2 if halves else cache.batch) or tuple(temb.shape) != (rows, d):
+        return False
+    if cache.keys[0].dim() != 4 or cache.keys[0].shape[1] != 2 * L:
         return False
     backend = model.op_backend(h.device)
     if backend not in ("auto", "cpu") or not _native.cpu_available():
@@ -67,7 +78,8 @@ def applies(model, h: torch.Tensor, temb: torch.Tensor, cache) -> bool:
     return _eager.direct_call_ok(h, temb, cache.keys[0], cache.values[0])
 
 
-# The blocks' modules the generic loop calls (so their forward hooks run) and this loop does not.
+# The blocks' modules the generic loop calls (so their forward hooks run) and these loops do not
+# (nor, in the one C++ call, the first block's pre-norm).
 _CALLED_MODULES = ("attn_fuse", "tconv", "local_conv", "cross_q", "film")
 # PyTorch's registries of hooks on every module (private; an empty stand-in if one goes away).
 _GLOBAL_HOOKS = tuple(getattr(_torch_module, name, {}) for name in
@@ -85,7 +97,9 @@ def _hooked(model) -> bool:
             m = modules.get(name)
             if m is not None and (m._forward_hooks or m._forward_pre_hooks):
                 return True
-    return False
+    # The first pre-norm: the Python loop calls it, the one C++ call computes it itself.
+    norm = model.blocks[0].norm
+    return bool(norm._forward_hooks or norm._forward_pre_hooks)
 
 
 def run_blocks(model, h: torch.Tensor, temb: torch.Tensor, cache: AudioCache,
@@ -100,13 +114,16 @@ def run_blocks(model, h: torch.Tensor, temb: torch.Tensor, cache: AudioCache,
     batch = cache.batch
     # Rows [0, n_audio) attend to their audio; the rest are null rows (see body_with_null_rows).
     n_audio = batch if split is None else split
-    shape, addresses, eps, groups = params
+    # `tensors` stays referenced until the call returns: the GIL is released during it, and a
+    # parameter replaced meanwhile by another thread must not free the memory being read.
+    shape, addresses, eps, groups, tensors = params
     _, L, d = h.shape
     h, temb = h.contiguous(), temb.contiguous()
-    out = torch.empty(batch, L, d, dtype=h.dtype)
+    out = h.new_empty((batch, L, d))
     _native.require_cpu().denoiser_blocks_forward_cpu(
         *shape, addresses, eps, groups, h.data_ptr(), temb.data_ptr(), out.data_ptr(), batch, L,
         cache.keys[0].shape[1], n_audio, halves, _bridge.num_threads())
+    del tensors
     return model.out_proj(out)
 
 
@@ -150,24 +167,26 @@ def stack_params(model, cache: AudioCache):
     blocks = model._modules["blocks"]._modules
     n = len(blocks)
     norms = [blocks[str(i)]._modules["norm"] for i in range(n)] + [model._modules["out_norm"]]
-    tensors = [[norms[0]._parameters["weight"], norms[0]._parameters["bias"]]]
+    # .get: a parametrized module (torch.nn.utils.parametrize: weight norm, LoRA) has no plain
+    # "weight" parameter; None then sends the call to the Python loop, which reads module.weight.
+    tensors = [_weight_bias(norms[0])]
     for i in range(n):
         m = blocks[str(i)]._modules
         qkv = [q._parameters for q in m["attn_qkv"]._modules.values()]
         local = m["local_conv"]._parameters
         conv = m.get("tconv")  # absent from _modules when None (the temporal-conv ablation)
         if conv is not None:
-            dw, pw = conv._parameters, conv._modules["pw"]._parameters
-            conv_params = [dw["dw_weight"], dw["dw_bias"], pw["weight"], pw["bias"]]
+            dw = conv._parameters
+            conv_params = [dw.get("dw_weight"), dw.get("dw_bias"),
+                           *_weight_bias(conv._modules["pw"])]
         else:  # never read without a multi-dilation conv: any valid address
-            conv_params = [local["bias"]] * 4
-        row = [q["weight"] for q in qkv] + [q["bias"] for q in qkv]
+            conv_params = [local.get("bias")] * 4
+        row = [q.get("weight") for q in qkv] + [q.get("bias") for q in qkv]
         row += _weight_bias(m["attn_fuse"])
-        row += conv_params + [local["weight"], local["bias"]]
+        row += conv_params + [local.get("weight"), local.get("bias")]
         for name in ("cross_q", "out_fuse", "film"):
             row += _weight_bias(m[name])
-        row += [norms[i + 1]._parameters["weight"], norms[i + 1]._parameters["bias"],
-                cache.keys[i], cache.values[i]]
+        row += _weight_bias(norms[i + 1]) + [cache.keys[i], cache.values[i]]
         tensors.append(row)
     addresses = []
     f32 = torch.float32
@@ -188,12 +207,12 @@ def stack_params(model, cache: AudioCache):
     dilations = list(first.tconv.dilations) if first.tconv is not None else []
     shape = (d, first.head_dim, float(first.rope_base), list(norms[0].widths), dilations,
              first.local_conv.weight.shape[1], int(first.lookahead))
-    return shape, addresses, eps, groups
+    return shape, addresses, eps, groups, tensors
 
 
-def _weight_bias(linear) -> list:
-    p = linear._parameters
-    return [p["weight"], p["bias"]]
+def _weight_bias(module) -> list:
+    p = module._parameters
+    return [p.get("weight"), p.get("bias")]
 
 
 def _block_final(block, x, audio_k, audio_v, n_audio: int, batch: int) -> torch.Tensor:

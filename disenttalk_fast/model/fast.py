@@ -83,7 +83,7 @@ class FastDenoiser(DisentTalkDenoiser):
 
         fp32 CPU inference runs the same computation (equal to rounding) through `cpu_step`,
         which launches the C++ kernels without the per-op Python of this generic path."""
-        if cpu_step.applies(self, h, temb, cache):
+        if cpu_step.applies(self, h, temb, cache, halves):
             return cpu_step.run_blocks(self, h, temb, cache, halves)
         backend = self.op_backend(h.device)
         split = cache.null_split()
