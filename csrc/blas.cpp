@@ -3,16 +3,12 @@
 #include <algorithm>
 #include <atomic>
 #include <climits>
-#include <cstdlib>
 #include <cstring>
 
 #include "common.h"
+#include "loaded_library.h"
 #include "parallel.h"
 
-#if defined(__unix__) || defined(__APPLE__)
-#include <dlfcn.h>
-#define DT_HAVE_DLOPEN 1
-#endif
 
 namespace dt {
 namespace {
@@ -75,34 +71,12 @@ bool use_blas_library(const std::string& library_path) {
     g_sgemm.store(nullptr);
     return true;
   }
-#ifdef DT_HAVE_DLOPEN
-  // RTLD_NOLOAD: only a library PyTorch already loaded, never a second BLAS in the process.
-  void* handle = dlopen(library_path.c_str(), RTLD_NOW | RTLD_NOLOAD);
-  if (handle == nullptr) return false;
-  auto fn = reinterpret_cast<SgemmFn>(dlsym(handle, "sgemm_"));
-  // dlsym also searches the library's dependencies: take the function only from the library
-  // named (where PyTorch's own products come from), and only if it multiplies correctly.
-  Dl_info info{};
-  char* found = nullptr;
-  char* wanted = nullptr;
-  bool ok = fn != nullptr && dladdr(reinterpret_cast<void*>(fn), &info) != 0 &&
-            info.dli_fname != nullptr;
-  if (ok) {
-    found = realpath(info.dli_fname, nullptr);
-    wanted = realpath(library_path.c_str(), nullptr);
-    ok = found != nullptr && wanted != nullptr && std::strcmp(found, wanted) == 0;
-  }
-  std::free(found);
-  std::free(wanted);
-  if (!ok || !sgemm_works(fn)) {
-    dlclose(handle);
-    return false;
-  }
-  g_sgemm.store(fn);  // the handle stays open: the library must outlive our calls
+  // Only from the library named (where PyTorch's own products come from), and only if it
+  // multiplies a known product correctly.
+  auto fn = reinterpret_cast<SgemmFn>(symbol_from_loaded_library(library_path, "sgemm_"));
+  if (fn == nullptr || !sgemm_works(fn)) return false;
+  g_sgemm.store(fn);
   return true;
-#else
-  return false;
-#endif
 }
 
 bool blas_available() { return g_sgemm.load() != nullptr; }

@@ -8,10 +8,7 @@
 #include <thread>
 #include <vector>
 
-#if defined(__unix__) || defined(__APPLE__)
-#include <dlfcn.h>
-#define DT_HAVE_DLOPEN 1
-#endif
+#include "loaded_library.h"
 
 namespace dt {
 namespace {
@@ -125,20 +122,12 @@ bool use_openmp_runtime(const std::string& library_path) {
     g_gomp_parallel.store(nullptr);
     return true;
   }
-#ifdef DT_HAVE_DLOPEN
-  // RTLD_NOLOAD: only a runtime that is already in the process (PyTorch's), never a second copy.
-  void* handle = dlopen(library_path.c_str(), RTLD_NOW | RTLD_NOLOAD);
-  if (handle == nullptr) return false;
-  auto fn = reinterpret_cast<GompParallel>(dlsym(handle, "GOMP_parallel"));
-  if (fn == nullptr) {
-    dlclose(handle);
-    return false;
-  }
-  g_gomp_parallel.store(fn);  // the handle stays open: the runtime must outlive our calls
+  // Only a runtime already in the process (PyTorch's), never a second copy.
+  auto fn = reinterpret_cast<GompParallel>(
+      symbol_from_loaded_library(library_path, "GOMP_parallel"));
+  if (fn == nullptr) return false;
+  g_gomp_parallel.store(fn);
   return true;
-#else
-  return false;
-#endif
 }
 
 bool using_openmp_runtime() { return g_gomp_parallel.load() != nullptr; }

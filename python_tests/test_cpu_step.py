@@ -110,22 +110,27 @@ def test_pytorch_blas_is_borrowed():
     assert _native.blas_available()
 
 
+@pytest.mark.skipif(not _native.cpu_available(), reason="C++ kernels not built")
+@pytest.mark.parametrize("pool", ["torch", "own"])
 @pytest.mark.parametrize("threads", [2, 3])
 @pytest.mark.parametrize("frames", [23, 70])
-def test_one_call_with_several_threads(monkeypatch, threads, frames):
-    """Several threads split every kernel, and at 32+ rows per thread the projections' rows
-    (one single-threaded product per thread): same result as one thread."""
+def test_one_call_with_several_threads(monkeypatch, threads, frames, pool):
+    """Several threads split every kernel, and on PyTorch's OpenMP threads at 32+ rows per
+    thread the projections' rows (one single-threaded product per thread; on the kernels' own
+    pool the BLAS threads them itself): same result as one thread."""
     model = fast_model()
     z, t, audio = inputs(model, 2, frames)
     with torch.inference_mode():
         cache = cache_for(model, audio, 1, 1, frames)
         single = one_call(monkeypatch, lambda: model(z, t, cache))
-        before = torch.get_num_threads()
+        before, before_pool = torch.get_num_threads(), _native.thread_pool()
         torch.set_num_threads(threads)
+        _native.set_thread_pool(pool)
         try:
             several = one_call(monkeypatch, lambda: model(z, t, cache, guided=False))
         finally:
             torch.set_num_threads(before)
+            _native.set_thread_pool("torch" if before_pool == "openmp" else "own")
     torch.testing.assert_close(several, single, rtol=1e-5, atol=1e-5)
 
 
