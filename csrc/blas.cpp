@@ -9,7 +9,6 @@
 #include "loaded_library.h"
 #include "parallel.h"
 
-
 namespace dt {
 namespace {
 

@@ -116,29 +116,45 @@ void project_rows(const float* x, int64_t d, const Region& r, const int64_t* row
 }
 
 // Bias + rotary + scatter of one projected row (b, l) of region r into `p`.
+// One head at one position: bias + rotary, q pre-scaled into qdst, k into one column of the
+// block-transposed keys (kdst: the position's key_block_index), v into vdst. tq / tk / tv: the
+// head's projected q, k, v; bq / bk / bv: their biases; cs / sn: the position's rotary table.
+inline void finish_head_row(const float* tq, const float* tk, const float* tv, const float* bq,
+                            const float* bk, const float* bv, const float* cs, const float* sn,
+                            int64_t hd, float q_scale, float* qdst, float* kdst, float* vdst) {
+  const int64_t half = hd / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    const float q1 = tq[i] + bq[i], q2 = tq[i + half] + bq[i + half];
+    qdst[i] = (q1 * cs[i] - q2 * sn[i]) * q_scale;
+    qdst[i + half] = (q2 * cs[i] + q1 * sn[i]) * q_scale;
+    const float k1 = tk[i] + bk[i], k2 = tk[i + half] + bk[i + half];
+    kdst[i * kKeyBlock] = k1 * cs[i] - k2 * sn[i];
+    kdst[(i + half) * kKeyBlock] = k2 * cs[i] + k1 * sn[i];
+  }
+  for (int64_t i = 0; i < hd; ++i) vdst[i] = tv[i] + bv[i];
+}
+
+// Key columns past L in one head's last key block are read by whole 16-key loads and masked
+// out: keep them finite.
+inline void zero_key_padding(float* kT, int64_t L, int64_t Lk, int64_t hd) {
+  if (Lk <= L) return;
+  for (int64_t j = 0; j < hd; ++j) {
+    float* row = kT + key_block_index(Lk - kKeyBlock, hd) + j * kKeyBlock;
+    std::fill(row + L % kKeyBlock, row + kKeyBlock, 0.f);
+  }
+}
+
 void scatter_row(const float* t, const Region& r, const RopeTable& rope, float q_scale, int64_t b,
                  int64_t l, const Projected& p) {
   const int64_t hd = p.hd, half = hd / 2, w = r.width;
   const float* cs = rope.cos.data() + l * half;
   const float* sn = rope.sin.data() + l * half;
   for (int64_t h = 0; h < w / hd; ++h) {
-    const int64_t g = r.first_head + h;
-    const int64_t bh = b * p.H + g;
+    const int64_t bh = b * p.H + r.first_head + h;
     const int64_t c = h * hd;
-    float* qdst = p.q + (bh * p.L + l) * hd;
-    float* kdst = p.kT + bh * hd * p.Lk + key_block_index(l, hd);
-    float* vdst = p.v + (bh * p.L + l) * hd;
-    for (int64_t i = 0; i < half; ++i) {
-      const float q1 = t[c + i] + r.bias[c + i];
-      const float q2 = t[c + i + half] + r.bias[c + i + half];
-      qdst[i] = (q1 * cs[i] - q2 * sn[i]) * q_scale;
-      qdst[i + half] = (q2 * cs[i] + q1 * sn[i]) * q_scale;
-      const float k1 = t[w + c + i] + r.bias[w + c + i];
-      const float k2 = t[w + c + i + half] + r.bias[w + c + i + half];
-      kdst[i * kKeyBlock] = k1 * cs[i] - k2 * sn[i];
-      kdst[(i + half) * kKeyBlock] = k2 * cs[i] + k1 * sn[i];
-    }
-    for (int64_t i = 0; i < hd; ++i) vdst[i] = t[2 * w + c + i] + r.bias[2 * w + c + i];
+    finish_head_row(t + c, t + w + c, t + 2 * w + c, r.bias + c, r.bias + w + c,
+                    r.bias + 2 * w + c, cs, sn, hd, q_scale, p.q + (bh * p.L + l) * hd,
+                    p.kT + bh * hd * p.Lk + key_block_index(l, hd), p.v + (bh * p.L + l) * hd);
   }
 }
 
@@ -188,21 +204,9 @@ void project_head(const float* x, int64_t d, int64_t b, int64_t L, const Region&
     for (int64_t i = 0; i < std::min<int64_t>(kRows, L - m); ++i) {
       const int64_t l = m + i;
       const float* t = tmp + i * 3 * HD;
-      const float* cs = rope.cos.data() + l * half;
-      const float* sn = rope.sin.data() + l * half;
-      const float* bq = r.bias + c;
-      const float* bk = r.bias + w + c;
-      const float* bv = r.bias + 2 * w + c;
-      float* kdst = kT + key_block_index(l, HD);
-      for (int64_t j = 0; j < half; ++j) {
-        const float q1 = t[j] + bq[j], q2 = t[j + half] + bq[j + half];
-        q[l * HD + j] = (q1 * cs[j] - q2 * sn[j]) * q_scale;
-        q[l * HD + j + half] = (q2 * cs[j] + q1 * sn[j]) * q_scale;
-        const float k1 = t[HD + j] + bk[j], k2 = t[HD + j + half] + bk[j + half];
-        kdst[j * kKeyBlock] = k1 * cs[j] - k2 * sn[j];
-        kdst[(j + half) * kKeyBlock] = k2 * cs[j] + k1 * sn[j];
-      }
-      for (int64_t j = 0; j < HD; ++j) v[l * HD + j] = t[2 * HD + j] + bv[j];
+      finish_head_row(t, t + HD, t + 2 * HD, r.bias + c, r.bias + w + c, r.bias + 2 * w + c,
+                      rope.cos.data() + l * half, rope.sin.data() + l * half, HD, q_scale,
+                      q + l * HD, kT + key_block_index(l, HD), v + l * HD);
     }
   }
 }
@@ -225,12 +229,7 @@ void project_and_attend(const float* x, const std::vector<Region>& regions, cons
     float* q = bufs.data();
     float* kT = q + L * HD;
     float* v = kT + Lk * HD;
-    // Key columns past L in the last block are read by whole loads and masked: keep them finite.
-    if (Lk > L)
-      for (int64_t j = 0; j < HD; ++j) {
-        float* row = kT + key_block_index(Lk - kKeyBlock, HD) + j * kKeyBlock;
-        std::fill(row + L % kKeyBlock, row + kKeyBlock, 0.f);
-      }
+    zero_key_padding(kT, L, Lk, HD);
     auto st = std::make_unique<TileState<HD>>();
     alignas(32) float qs[kQueryTile * HD];
     int counts[kQueryTile];
@@ -305,13 +304,7 @@ void region_attention_forward_cpu(const float* x, const std::vector<const float*
   }
 
   Projected p{cursor, cursor + qv_size, cursor + qv_size + kT_size, H, L, Lk, hd};
-  // Key columns past L (in the last block) are read by whole 16-key loads and masked out; keep
-  // them finite.
-  for (int64_t bh = 0; Lk > L && bh < B * H; ++bh)
-    for (int64_t j = 0; j < hd; ++j) {
-      float* row = p.kT + bh * hd * Lk + key_block_index(Lk - kKeyBlock, hd) + j * kKeyBlock;
-      std::fill(row + L % kKeyBlock, row + kKeyBlock, 0.f);
-    }
+  for (int64_t bh = 0; bh < B * H; ++bh) zero_key_padding(p.kT + bh * hd * Lk, L, Lk, hd);
 
   // Phase 1: projection + bias + rotary, kRowTile rows of (B * L) per task.
   const int64_t rows = B * L, row_tasks = (rows + kRowTile - 1) / kRowTile;
