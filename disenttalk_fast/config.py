@@ -16,6 +16,10 @@ from dataclasses import dataclass
 
 FEATURE_TYPES = ("mel", "hubert")
 SCHEDULES = ("linear", "cosine")
+# The largest classifier-free guidance scale s (Eq. 9) accepted. The paper samples with s of 1-5;
+# eps* = eps_uncond + s (eps_cond - eps_uncond) magnifies the branches' difference s-fold, and
+# far past this the motion is that difference blown up (1e20 gives values of 1e21), not motion.
+MAX_GUIDANCE = 100.0
 
 
 # Ceilings far above any real model, so that a config read from a file (a checkpoint's metadata)
@@ -131,8 +135,8 @@ class DisentTalkConfig:
             _fail(f"rope_base must be > 0, got {self.rope_base}")
         if not 0.0 <= self.cfg_drop_prob < 1.0:
             _fail(f"cfg_drop_prob must be in [0, 1), got {self.cfg_drop_prob}")
-        if self.guidance_scale < 0:
-            _fail(f"guidance_scale must be >= 0, got {self.guidance_scale}")
+        if not 0 <= self.guidance_scale <= MAX_GUIDANCE:
+            _fail(f"guidance_scale must be in [0, {MAX_GUIDANCE:g}], got {self.guidance_scale}")
         if self.lambda_sync < 0:
             _fail(f"lambda_sync must be >= 0, got {self.lambda_sync}")
         if self.lr <= 0:

@@ -46,7 +46,7 @@ import time
 
 import numpy as np
 
-from disenttalk_fast._checks import is_real
+from disenttalk_fast._checks import is_int, is_real
 from disenttalk_fast._torch import torch
 from disenttalk_fast.audio import frames as fr
 from disenttalk_fast.audio.load import AudioConditioner, check_rate
@@ -93,8 +93,9 @@ class Streamer:
             raise ValueError(f"Streamer supports models on 'mel' features; this one uses "
                              f"'{self.ckpt.feature_type}' (HuBERT looks at the whole input)")
         for name, v, lo in (("hop_frames", hop_frames, 1), ("overlap_frames", overlap_frames, 0)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            if not is_int(v) or v < lo:   # (numpy integers included)
                 raise ValueError(f"Streamer: {name} must be an integer >= {lo}, got {v!r}")
+        hop_frames, overlap_frames = int(hop_frames), int(overlap_frames)
         if overlap_frames + hop_frames < 2:
             raise ValueError("Streamer: window = overlap_frames + hop_frames must be >= 2")
         if not is_real(chunk_ms) or not 0 < chunk_ms <= 10_000:
@@ -118,6 +119,8 @@ class Streamer:
         self.settings = {"sampler": sampler, "steps": steps, "guidance": self.guidance,
                          "seed": int(seed), "window": self.window, "overlap": self.overlap}
         self.control = control
+        if control is not None and control.has_known:   # its references' widths, checked now
+            control.known(self.model.partition, 1, 1, self.device)
         self.progress = progress     # called with the number of windows sampled so far
         self._pose_ref = pose
         if pose is not None and not isinstance(pose, np.ndarray):
@@ -232,6 +235,7 @@ class Streamer:
     # -- one window (the same WindowSampler as offline sampling.windowed) ----------------------
     def _run_window(self, start: int, end: int) -> Motion:
         from disenttalk_fast.diffusion.guidance import GuidedEps
+        from disenttalk_fast.sampling.sampler import check_finite
         from disenttalk_fast.sampling.step import Known
 
         t0, c0 = time.perf_counter(), time.process_time()
@@ -250,6 +254,7 @@ class Streamer:
             cond, null = self._window_cache(start, end)
             z = self.window_sampler(GuidedEps(self.model, cond, null, self.guidance), values,
                                     held_n, known)
+            check_finite(z, self.model, self.guidance)
             self._prev, self._prev0 = z, start
             new = z[:, held_n:]
             if self.control is not None:

@@ -44,6 +44,8 @@ def test_json_round_trip():
     ({"feature_type": "wav2vec"}, "feature_type must be one of"),
     ({"schedule": "sigmoid"}, "schedule must be one of"),
     ({"cfg_drop_prob": 1.0}, "cfg_drop_prob must be in"),
+    ({"guidance_scale": 1e30}, r"guidance_scale must be in \[0, 100\]"),
+    ({"guidance_scale": -1.0}, r"guidance_scale must be in \[0, 100\]"),
     ({"lr": 0}, "lr must be > 0"),
     ({"ema_decay": 1.0}, "ema_decay must be in"),
     ({"grad_clip": float("nan")}, "grad_clip must be a finite number"),

@@ -234,6 +234,29 @@ def test_inputs_that_do_not_fit_never_reach_the_cpu_loops():
         assert not cpu_step.applies(model, torch.zeros(2, 5, d), temb, cache)  # 12 audio rows
         # The generic loop's result for the rows given (no memory read past h and temb).
         assert model.run_blocks(h[:1], temb[:1], cache).shape == (1, 6, model.config.num_dims)
+        # A cache of another head shape or depth (another model's encode_audio).
+        other = fast_model(d_model=48, head_dim=16)
+        foreign = cache_for(other, torch.randn(2, 12, model.config.audio_dim), 1, 1, 6)
+        assert not cpu_step.applies(model, h, temb, foreign)
+        shallow = AudioCache(cache.keys[:1], cache.values[:1], cache.null_rows)
+        assert not cpu_step.applies(model, h, temb, shallow)
+
+
+@pytest.mark.parametrize("guided", [False, True])
+def test_a_cache_from_another_model_is_a_one_line_error(guided):
+    """Both models refuse a cache of other heads or depth, which the fused kernels would read
+    past its end."""
+    from disenttalk_fast.model import DisentTalkDenoiser
+
+    model = fast_model()
+    z, t, audio = inputs(model, 1, 6)
+    for wrong in (fast_model(d_model=48, head_dim=16), fast_model(n_layers=1)):
+        with torch.inference_mode():
+            cache = cache_for(wrong, audio, 1, 1 if guided else 0, 6)
+        reference = DisentTalkDenoiser(model.config).eval()
+        for m in (model, reference):
+            with torch.inference_mode(), pytest.raises(ValueError, match="audio cache holds"):
+                m(z, t, cache, guided=guided)
 
 
 def test_one_call_under_a_default_device_context(monkeypatch):

@@ -159,10 +159,38 @@ def test_region_control(model):
     (dict(lip_scale=float("inf")), "finite number"),
     (dict(lip_scale=True), "finite number"),
     (dict(freeze="global"), "freeze must be a dict"),
+    (dict(freeze={"lip": 0.0}), r"freeze\['lip'\]: expected one frame"),
+    (dict(freeze={"lip": None}), r"freeze\['lip'\]: expected an array of numbers, got NoneType"),
+    (dict(freeze={"lip": "abc"}), r"freeze\['lip'\]: expected an array of numbers, got str"),
+    (dict(replace={"eye": torch.zeros(12)}), r"replace\['eye'\]: expected a sequence"),
+    (dict(replace={"eye": torch.zeros(0, 12)}), "reference is empty"),
+    (dict(freeze={"eye": torch.full((12,), float("nan"))}), "reference holds NaN or inf"),
 ])
 def test_region_control_errors(kwargs, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as info:
         RegionControl(**kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_region_control_cannot_change_after_it_is_checked():
+    """Its checks run once, when made: a change afterwards would be ignored (the scales are
+    resolved then) or unchecked (a region both scaled and frozen), so it is refused."""
+    import dataclasses
+
+    scale = {"lip": 1.0}
+    control = RegionControl(scale=scale, lip_scale=None)
+    scale["lip"] = 2.0                       # the caller's dict is copied, not kept
+    assert control.scales["lip"] == 1.0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        control.lip_scale = 2.0
+    with pytest.raises(TypeError):
+        control.scale["lip"] = 2.0
+    with pytest.raises(TypeError):
+        RegionControl(lip_scale=2.0).freeze["lip"] = torch.zeros(12)
+    # dataclasses.replace makes a new control, checked again.
+    assert dataclasses.replace(control, eye_scale=0.5).scales == {"lip": 1.0, "eye": 0.5}
+    with pytest.raises(ValueError, match="both scaled and fixed"):
+        dataclasses.replace(control, freeze={"lip": torch.zeros(12)})
 
 
 def test_region_control_reference_errors(model):
@@ -177,8 +205,10 @@ def test_region_control_reference_errors(model):
     (dict(steps=0), "steps must be >= 1"),
     (dict(sampler="ddpm", steps=10), "ddpm runs all T=50 steps"),
     (dict(sampler="euler"), "unknown sampler 'euler'"),
-    (dict(guidance=-1.0), "guidance scale must be finite and >= 0"),
-    (dict(eta=2.0), "eta must be in"),
+    (dict(guidance=-1.0), r"guidance scale must be in \[0, 100\]"),
+    (dict(guidance=1e20), r"guidance scale must be in \[0, 100\]"),
+    (dict(eta=2.0), "eta must be a number in"), (dict(eta=None), "eta must be a number in"),
+    (dict(eta="x"), "eta must be a number in"),
     (dict(window=8, overlap=8), "overlap must be an integer in"),
     (dict(num_frames=16), "num_frames=16 needs 32 audio rows"),
     (dict(num_frames=3.5), "num_frames must be an integer >= 1"),
@@ -205,6 +235,34 @@ def test_empty_or_broken_audio(model):
         sample(model, "speech.wav")
 
 
+def test_motion_that_comes_out_non_finite_is_an_error(model):
+    """Features far beyond any real ones (finite as given; float64 even past float32's range)
+    overflow: a one-line error, never NaN / inf motion handed out."""
+    with pytest.raises(ValueError, match=r"NaN or inf \(as float32\)"):
+        sample(model, AUDIO.double() * 1e300, steps=2)
+    with pytest.raises(ValueError, match="the generated motion is not finite") as info:
+        sample(model, AUDIO * 1e30, steps=2)
+    assert "\n" not in str(info.value)
+
+
+def test_a_checkpoint_samples_its_model_and_other_objects_are_refused(model):
+    from disenttalk_fast.checkpoint import Checkpoint
+
+    n = model.config.num_dims
+    ckpt = Checkpoint(config=model.config, partition=model.partition, model=model,
+                      exp_mean=torch.zeros(n), exp_std=torch.ones(n))
+    assert torch.equal(sample(ckpt, AUDIO, steps=2), sample(model, AUDIO, steps=2))
+    with pytest.raises(ValueError, match="model must be a denoiser .* got dict"):
+        sample({}, AUDIO)
+
+
+def test_numpy_integers_are_integers(model):
+    import numpy as np
+
+    a = sample(model, AUDIO, steps=2, window=np.int64(8), overlap=np.int32(2))
+    assert torch.equal(a, sample(model, AUDIO, steps=2, window=8, overlap=2))
+
+
 def test_numpy_features_sample_as_tensors(model):
     a = sample(model, AUDIO, steps=2, seed=1)
     b = sample(model, AUDIO.numpy(), steps=2, seed=1)
@@ -219,6 +277,9 @@ def test_a_precomputed_audio_cache_gives_the_same_motion(model):
     assert short.shape == (2, 9, 12)
     with pytest.raises(ValueError, match="num_frames=20 exceeds the 15 frames"):
         sample(model, cache, num_frames=20)
+    for bad in (0, 2.5, "5"):
+        with pytest.raises(ValueError, match="num_frames must be an integer >= 1"):
+            sample(model, cache, num_frames=bad)
 
 
 def test_a_reused_sampler_keeps_its_captured_step_and_matches_sample(model, monkeypatch):
@@ -273,7 +334,7 @@ def test_sampler_checks_its_settings_when_made(model):
         Sampler(model, window=1)
     with pytest.raises(ValueError, match="overlap must be an integer in"):
         Sampler(model, window=10, overlap=10)
-    with pytest.raises(ValueError, match="guidance scale must be finite"):
+    with pytest.raises(ValueError, match=r"guidance scale must be in \[0, 100\]"):
         Sampler(model, guidance=-1)
     with pytest.raises(ValueError, match="control must be a RegionControl"):
         Sampler(model)(AUDIO, control="lips")

@@ -5,6 +5,7 @@ import pytest
 
 from disenttalk_fast.generate import as_checkpoint, build_control, generate
 from disenttalk_fast.motion import Motion
+from disenttalk_fast.sampling import RegionControl
 from disenttalk_fast.stream import Streamer
 from generate_testing import tiny_model
 
@@ -152,12 +153,35 @@ def test_stream_errors(model):
     ({"chunk_ms": "20"}, "chunk_ms must be a number"), ({"sample_rate": 44100.7}, "whole number"),
     ({"sample_rate": None}, "whole number"), ({"seed": -1}, "seed must be an integer"),
     ({"backend": "foo"}, "unknown backend"),
+    ({"guidance": 1e20}, r"guidance scale must be in \[0, 100\]"),
+    ({"hop_frames": 2.0}, "hop_frames must be an integer"),
+    # A reference of the wrong width: checked when made, not at the first window mid-stream.
+    ({"control": RegionControl(replace={"eye": np.zeros((50, 7), np.float32)})},
+     "last dim must be N=64"),
 ])
 def test_stream_argument_errors_at_construction(model, kwargs, match):
     with pytest.raises((ValueError, RuntimeError), match=match) as info:
         Streamer(model, **kwargs)
     assert "\n" not in str(info.value)
     assert model.backend == "reference"
+
+
+def test_stream_numpy_integer_settings(model):
+    s = Streamer(model, hop_frames=np.int64(3), overlap_frames=np.int32(5))
+    assert (s.hop, s.overlap, s.window) == (3, 5, 8) and type(s.window) is int
+
+
+def test_stream_refuses_to_emit_non_finite_motion(model, monkeypatch):
+    """A window whose motion overflowed is a one-line error, not NaN frames."""
+    import torch
+
+    s = Streamer(model, hop_frames=HOP, overlap_frames=OVERLAP, steps=2)
+    real = type(s.window_sampler).__call__
+    monkeypatch.setattr(type(s.window_sampler), "__call__",
+                        lambda self, *a, **k: real(self, *a, **k) * torch.tensor(float("inf")))
+    with pytest.raises(ValueError, match="the generated motion is not finite"):
+        s.push(speech_like(0.5))
+        s.flush()
 
 
 def test_stream_backend_leaves_the_model_alone(model):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from disenttalk_fast._torch import torch
+from disenttalk_fast.config import MAX_GUIDANCE
 
 
 def check_guidance(scale) -> float:
@@ -19,8 +20,9 @@ def check_guidance(scale) -> float:
         s = float(scale)
     except (TypeError, ValueError):
         raise ValueError(f"guidance scale must be a number, got {scale!r}") from None
-    if not math.isfinite(s) or s < 0:
-        raise ValueError(f"guidance scale must be finite and >= 0, got {scale}")
+    if not (math.isfinite(s) and 0 <= s <= MAX_GUIDANCE):
+        raise ValueError(f"guidance scale must be in [0, {MAX_GUIDANCE:g}] (the paper uses 1-5), "
+                         f"got {scale}")
     return s
 
 

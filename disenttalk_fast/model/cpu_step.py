@@ -55,7 +55,10 @@ def applies(model, h: torch.Tensor, temb: torch.Tensor, cache, halves: bool = Fa
         return False
     if rows != (cache.batch // 2 if halves else cache.batch) or tuple(temb.shape) != (rows, d):
         return False
-    if cache.keys[0].dim() != 4 or cache.keys[0].shape[1] != 2 * L:
+    first = model.blocks[0]
+    if (cache.keys[0].dim() != 4 or cache.keys[0].shape[1] != 2 * L
+            or tuple(cache.keys[0].shape[2:]) != (first.n_heads, first.head_dim)
+            or cache.num_layers != len(model.blocks)):
         return False
     backend = model.op_backend(h.device)
     if backend not in ("auto", "cpu") or not _native.cpu_available():
@@ -64,7 +67,6 @@ def applies(model, h: torch.Tensor, temb: torch.Tensor, cache, halves: bool = Fa
         return False
     if model.out_proj.weight.dtype != torch.float32 or cache.keys[0].dtype != torch.float32:
         return False
-    first = model.blocks[0]
     if first.head_dim not in HEAD_DIMS["cpu"]:
         return False
     dilations = first.tconv.dilations if first.tconv is not None else ()

@@ -195,10 +195,7 @@ class DisentTalkDenoiser(nn.Module):
                 cache = self._apply_null_mask(cache, null_mask)
         else:
             cache = self.encode_audio(audio, null_mask, num_frames=L, batch=B)
-        if cache.batch != B or cache.num_layers != len(self.blocks):
-            raise ValueError(f"DisentTalkDenoiser: audio cache holds batch {cache.batch} and "
-                             f"{cache.num_layers} blocks, expected {B} and {len(self.blocks)}")
-        self._check_rows(cache, L)
+        self._check_cache(cache, B, L)
         dtype = self.out_proj.weight.dtype
         temb = F.silu(self.time_embed(t))
         h = self.project_input(z_t.to(dtype))
@@ -222,8 +219,21 @@ class DisentTalkDenoiser(nn.Module):
         return self.out_proj(self.out_norm(h))
 
     # -- input checks (one-line errors) ----------------------------------------------------------
-    @staticmethod
-    def _check_rows(cache: AudioCache, frames: int) -> None:
+    def _check_cache(self, cache: AudioCache, batch: int, frames: int) -> None:
+        """A cache made by a model of this shape for `batch` rows of `frames` frames: the fused
+        kernels read its keys and values as raw memory of exactly these sizes."""
+        if not isinstance(cache, AudioCache):
+            raise ValueError(f"DisentTalkDenoiser: audio must be an AudioCache, features or None, "
+                             f"got {type(cache).__name__}")
+        if cache.batch != batch or cache.num_layers != len(self.blocks):
+            raise ValueError(f"DisentTalkDenoiser: audio cache holds batch {cache.batch} and "
+                             f"{cache.num_layers} blocks, expected {batch} and {len(self.blocks)}")
+        heads = tuple(cache.keys[0].shape[2:])
+        block = self.blocks[0]
+        if heads != (block.n_heads, block.head_dim):
+            raise ValueError(f"DisentTalkDenoiser: audio cache holds {heads[0]} heads of "
+                             f"{heads[1]} channels, this model {block.n_heads} of "
+                             f"{block.head_dim} (a cache from another model's encode_audio?)")
         if cache.num_rows != ROWS_PER_FRAME * frames:   # 50 Hz audio rows, 2 per 25 fps frame
             raise ValueError(f"DisentTalkDenoiser: {frames} frames need "
                              f"{ROWS_PER_FRAME * frames} audio rows, the audio has "

@@ -66,7 +66,7 @@ class FastDenoiser(DisentTalkDenoiser):
         if (split is None or split > B or cache.batch != 2 * B
                 or cache.num_layers != len(self.blocks)):
             return super().forward_guided(z_t, t, cache)
-        self._check_rows(cache, z_t.shape[1])
+        self._check_cache(cache, 2 * B, z_t.shape[1])
         temb = F.silu(self.time_embed(t))
         h = self.project_input(z_t.to(self.out_proj.weight.dtype))
         return self.run_blocks(h, temb, cache, halves=True)

@@ -22,7 +22,9 @@ How each is applied, and why:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from disenttalk_fast._checks import is_real
 from disenttalk_fast._torch import torch
@@ -36,7 +38,32 @@ def _check_region(name: str, what: str) -> str:
     return name
 
 
-@dataclass
+# Dims of a reference: freeze takes one frame, replace a sequence; each with an optional batch.
+_REF_DIMS = {"freeze": (1, 2), "replace": (2, 3)}
+
+
+def _as_reference(kind: str, region: str, ref) -> torch.Tensor:
+    """A freeze / replace reference as a float32 tensor, or a one-line error for one that is no
+    array of numbers of the right rank. (Its width and length are checked against the model
+    when sampling: they need the partition and the number of frames.)"""
+    what = f"RegionControl {kind}[{region!r}]"
+    try:
+        t = torch.as_tensor(ref, dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"{what}: expected an array of numbers, got "
+                         f"{type(ref).__name__}") from None
+    if t.dim() not in _REF_DIMS[kind]:
+        shape = ("one frame (dims,) or (batch, dims)" if kind == "freeze"
+                 else "a sequence (frames, dims) or (batch, frames, dims)")
+        raise ValueError(f"{what}: expected {shape}, got shape {tuple(t.shape)}")
+    if t.numel() == 0:
+        raise ValueError(f"{what}: reference is empty")
+    if not torch.isfinite(t).all():
+        raise ValueError(f"{what}: reference holds NaN or inf")
+    return t
+
+
+@dataclass(frozen=True, eq=False)
 class RegionControl:
     lip_scale: float | None = None
     eye_scale: float | None = None
@@ -45,11 +72,14 @@ class RegionControl:
     freeze: dict = field(default_factory=dict)    # region -> one frame: (N,) / (K_r,) / (B, .)
     replace: dict = field(default_factory=dict)   # region -> sequence: (L', N|K_r) / (B, L', .)
 
+    # Frozen, its dicts copied into read-only views: a control is checked once, here, so changing
+    # it afterwards (c.lip_scale = 2, c.scale["lip"] = 2) is an error rather than silently
+    # ignored or unchecked.
     def __post_init__(self):
         scales = {k: v for k, v in (("lip", self.lip_scale), ("eye", self.eye_scale),
                                     ("global", self.global_scale)) if v is not None}
         for what in ("scale", "freeze", "replace"):
-            if not isinstance(getattr(self, what), dict):
+            if not isinstance(getattr(self, what), Mapping):
                 raise ValueError(f"RegionControl: {what} must be a dict region -> value, got "
                                  f"{type(getattr(self, what)).__name__}")
         for k, v in dict(self.scale).items():
@@ -60,13 +90,18 @@ class RegionControl:
         for k, v in scales.items():
             if not is_real(v) or not math.isfinite(v):
                 raise ValueError(f"RegionControl: scale of {k!r} must be a finite number, got {v!r}")
-        self.scales = {k: float(v) for k, v in scales.items()}
-        for k in self.freeze:
-            _check_region(k, "RegionControl freeze")
-        for k in self.replace:
-            _check_region(k, "RegionControl replace")
-            if k in self.freeze:
+        refs = {}
+        for kind in ("freeze", "replace"):
+            refs[kind] = {_check_region(k, f"RegionControl {kind}"): _as_reference(kind, k, v)
+                          for k, v in getattr(self, kind).items()}
+        for k in refs["replace"]:
+            if k in refs["freeze"]:
                 raise ValueError(f"RegionControl: region {k!r} is both frozen and replaced")
+        object.__setattr__(self, "scales", MappingProxyType({k: float(v)
+                                                              for k, v in scales.items()}))
+        object.__setattr__(self, "scale", MappingProxyType(dict(self.scale)))
+        for kind, checked in refs.items():
+            object.__setattr__(self, kind, MappingProxyType(checked))
         for k in self.scales:
             if k in self.freeze or k in self.replace:
                 raise ValueError(f"RegionControl: region {k!r} is both scaled and fixed to a "
@@ -97,15 +132,10 @@ class RegionControl:
 
     @staticmethod
     def _region_values(kind, region, ref, k, n, batch, num_frames) -> torch.Tensor:
-        what = f"RegionControl {kind}[{region!r}]"
-        ref = torch.as_tensor(ref, dtype=torch.float32)
-        if ref.numel() == 0:
-            raise ValueError(f"{what}: reference is empty")
+        what = f"RegionControl {kind}[{region!r}]"   # (ref: a checked float32 tensor)
         if ref.shape[-1] not in (n, k):
             raise ValueError(f"{what}: last dim must be N={n} (all dims) or K={k} (the region's "
                              f"dims), got shape {tuple(ref.shape)}")
-        if not torch.isfinite(ref).all():
-            raise ValueError(f"{what}: reference holds NaN or inf")
         if kind == "freeze":  # one frame, held for every frame
             if ref.dim() == 1:
                 ref = ref[None]

@@ -39,6 +39,31 @@ def make_plan(diffusion: GaussianDiffusion, sampler: str, steps: int | None, eta
     raise ValueError(f"unknown sampler {sampler!r} (choose from {', '.join(SAMPLERS)})")
 
 
+def check_finite(z: torch.Tensor, model, guidance: float) -> torch.Tensor:
+    """z, or a one-line error instead of handing out NaN / inf motion (an fp16 overflow, a
+    large guidance scale on a weak model, extreme features or broken weights can do that)."""
+    if not bool(torch.isfinite(z).all()):
+        dtype = str(next(model.parameters()).dtype).replace("torch.", "")
+        raise ValueError(f"the generated motion is not finite: a value overflowed ({dtype} "
+                         f"weights, guidance {guidance:g}; fp16's range, a scale far beyond "
+                         f"1-5 or untrained weights can do that)")
+    return z
+
+
+def as_denoiser(model):
+    """The denoiser to sample: `model` itself, or the model of a Checkpoint (what load_model
+    returns); a one-line error for anything else."""
+    from disenttalk_fast.checkpoint import Checkpoint
+
+    if isinstance(model, Checkpoint):
+        return model.model
+    # (hasattr, not a class check: wrappers such as torch.compile's forward attribute lookups)
+    if not isinstance(model, torch.nn.Module) or not hasattr(model, "encode_audio"):
+        raise ValueError(f"model must be a denoiser (DisentTalkDenoiser, FastDenoiser) or a "
+                         f"Checkpoint from load_model, got {type(model).__name__}")
+    return model
+
+
 def _model_device(model) -> torch.device:
     for p in model.parameters():
         return p.device
@@ -65,6 +90,8 @@ def prepare_audio(model, audio, num_frames: int | None, batch: int | None, devic
         return None, _count(batch, "batch"), _count(num_frames, "num_frames")
     if isinstance(audio, AudioCache):
         b, n = _cache_shape(audio)
+        if num_frames is not None:
+            num_frames = _count(num_frames, "num_frames")
         if num_frames is not None and num_frames != n:
             if num_frames > n:
                 raise ValueError(f"num_frames={num_frames} exceeds the {n} frames of the audio cache")
@@ -85,12 +112,13 @@ def prepare_audio(model, audio, num_frames: int | None, batch: int | None, devic
     rows = audio.shape[1]
     if rows < 2 or audio.shape[0] == 0:
         raise ValueError(f"audio is empty: {rows} feature rows (need 2 rows per frame, >= 1 frame)")
-    if not torch.isfinite(audio).all():
-        raise ValueError("audio features hold NaN or inf")
     n = rows // 2 if num_frames is None else _count(num_frames, "num_frames")
     if n < 1 or 2 * n > rows:
         raise ValueError(f"num_frames={n} needs {2 * n} audio rows, the audio has {rows}")
     audio = audio[:, : 2 * n].to(device=device, dtype=torch.float32)
+    # Checked after the cast: float64 features of 1e300 are finite, their float32 copy is not.
+    if not torch.isfinite(audio).all():
+        raise ValueError("audio features hold NaN or inf (as float32)")
     return model.encode_audio(audio), audio.shape[0], n
 
 
@@ -139,7 +167,7 @@ class Sampler:
     def __init__(self, model, *, sampler: str = "ddim", steps: int | None = 25, eta: float = 0.0,
                  guidance: float = 2.0, window: int | None = None, overlap: int | None = None,
                  diffusion: GaussianDiffusion | None = None, cuda_graph: bool | None = None):
-        self.model = model
+        self.model = model = as_denoiser(model)
         self.guidance = check_guidance(guidance)
         if sampler == "ddpm" and steps == 25:  # the DDIM default: DDPM always runs all T steps
             steps = None
@@ -183,6 +211,7 @@ class Sampler:
                                       known=known, progress=progress, sampler=kept)
                 if control is not None:
                     out = control.apply_output(out, partition)
+                check_finite(out, model, guidance)
         finally:
             model.train(was_training)
         return out

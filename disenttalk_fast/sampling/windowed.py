@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import warnings
 
+from disenttalk_fast._checks import is_int
 from disenttalk_fast._torch import torch
 from disenttalk_fast.diffusion.gaussian import randn
 from disenttalk_fast.diffusion.guidance import GuidedEps
@@ -36,9 +37,9 @@ def window_starts(num_frames: int, window: int, overlap: int) -> list[int]:
 
 
 def check_window(window, overlap) -> None:
-    if isinstance(window, bool) or not isinstance(window, int) or window < 2:
+    if not is_int(window) or window < 2:   # (numpy integers included)
         raise ValueError(f"window must be an integer >= 2 frames, got {window!r}")
-    if isinstance(overlap, bool) or not isinstance(overlap, int) or not 0 <= overlap < window:
+    if not is_int(overlap) or not 0 <= overlap < window:
         raise ValueError(f"overlap must be an integer in [0, window={window}), got {overlap!r}")
 
 
