@@ -197,16 +197,8 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", *, use_ema: boo
     if dtype is None:
         raise CheckpointError(f"{path}: unsupported weight dtype {metadata.get('dtype')!r}")
 
-    try:
-        if backend == "reference":
-            model = DisentTalkDenoiser(config, partition, backend=backend)
-        else:
-            from disenttalk_fast.model.fast import FastDenoiser
-
-            model = FastDenoiser(config, partition, backend=backend)
-    except (ValueError, TypeError) as exc:
-        raise CheckpointError(f"{path}: {exc}") from None
-    model = model.to(dtype)
+    _check_size(path, config, tensors)
+    model = _build(path, config, partition, backend).to(dtype)
     expected = model.state_dict()
     weights = _take(path, tensors, MODEL_PREFIX, expected, required=True)
     ema = _take(path, tensors, EMA_PREFIX, expected, required=False)
@@ -221,6 +213,34 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", *, use_ema: boo
                       exp_std=exp_std, meta=extra_meta, extra_tensors=extra, ema_state=ema,
                       feature_type=metadata.get("feature_type", config.feature_type),
                       path=str(path))
+
+
+def _check_size(path: Path, config: DisentTalkConfig, tensors: dict) -> None:
+    """Refuse a config whose model could not fit in the file's weights before building it: a
+    small file whose config claims a huge model would otherwise allocate and initialise that
+    model's gigabytes first. The bound is a floor of the model's weights — each block's W_f
+    (d x d) and the audio projection (audio_dim x d) — so it never refuses a matching file, and
+    a config that passes builds at most ~15x the file's weights.
+    (Building on the meta device would check every shape at no memory cost, but PyTorch's
+    meta kernels for the initialisers import torch._dynamo: seconds on every load.)"""
+    held = sum(t.numel() for k, t in tensors.items() if k.startswith(MODEL_PREFIX))
+    d = config.d_model
+    least = config.n_layers * d * d + config.audio_dim * d
+    if least > held:
+        raise CheckpointError(f"{path}: its config describes a model of at least {least:,} "
+                              f"weights, the file holds {held:,} (config and weights disagree)")
+
+
+def _build(path: Path, config, partition, backend: str):
+    """The checkpoint's model class for `backend`."""
+    try:
+        if backend == "reference":
+            return DisentTalkDenoiser(config, partition, backend=backend)
+        from disenttalk_fast.model.fast import FastDenoiser
+
+        return FastDenoiser(config, partition, backend=backend)
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
 
 
 def _parse(path: Path, metadata: dict, key: str, build):

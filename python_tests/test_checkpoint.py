@@ -143,6 +143,12 @@ def test_bad_files_give_one_line_errors(tmp_path, saved):
     huge_cfg = json.dumps({**cfg, "n_layers": 10 ** 12})   # would hang building the model
     one_line_error(rewrite(path, tmp_path / "j.safetensors", config=huge_cfg),
                    "n_layers = 1000000000000 is beyond the supported 1024")
+    # Within the limits but ~0.9 TB of fp32 weights: refused from the file's tensors, before
+    # any of that memory is allocated.
+    big_cfg = json.dumps({**cfg, "d_model": 16384, "head_dim": 1024, "region_heads": [8, 4, 4],
+                          "n_layers": 1024})
+    one_line_error(rewrite(path, tmp_path / "k.safetensors", config=big_cfg),
+                   "config and weights disagree")
 
 
 def test_bad_save_arguments(tmp_path):
