@@ -193,6 +193,11 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", *, use_ema: boo
         raise CheckpointError(f"{path}: bad normalisation stats ({exc})") from None
     if not torch.all(exp_std > 0):
         raise CheckpointError(f"{path}: bad normalisation stats (exp_std must be > 0)")
+    # Written from the config (save_checkpoint): a file where the two disagree was edited.
+    feature_type = metadata.get("feature_type", config.feature_type)
+    if feature_type != config.feature_type:
+        raise CheckpointError(f"{path}: metadata feature_type {feature_type!r} disagrees with "
+                              f"the config's {config.feature_type!r}")
     dtype = _DTYPES.get(metadata.get("dtype", "float32"))
     if dtype is None:
         raise CheckpointError(f"{path}: unsupported weight dtype {metadata.get('dtype')!r}")
@@ -211,7 +216,7 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", *, use_ema: boo
     model = model.to(map_location)
     return Checkpoint(config=config, partition=partition, model=model, exp_mean=exp_mean,
                       exp_std=exp_std, meta=extra_meta, extra_tensors=extra, ema_state=ema,
-                      feature_type=metadata.get("feature_type", config.feature_type),
+                      feature_type=feature_type,
                       path=str(path))
 
 

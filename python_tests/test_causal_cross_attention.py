@@ -65,6 +65,17 @@ def test_non_contiguous_inputs(backend, device, dtype):
     assert_matches_reference(out, reference.causal_cross_attention, (q, k, v, 1))
 
 
+@pytest.mark.parametrize("backend,device,dtype", backend_cases())
+def test_a_lookahead_past_every_row_is_full_attention(backend, device, dtype):
+    """Any lookahead past the last row gives the same result, however large (2**62 overflowed
+    the kernels' row arithmetic into NaN, 2**70 their int arguments)."""
+    q, k, v = make((2, 5, 9, 2, 32, 0), dtype, device)
+    full = lambda q, k, v, _lookahead: reference.causal_cross_attention(q, k, v, 9)  # noqa: E731
+    for lookahead in (9, 10**6, 2**62, 2**70):
+        out = ops.causal_cross_attention(q, k, v, lookahead, backend=backend)
+        assert_matches_reference(out, full, (q, k, v, lookahead))
+
+
 @pytest.mark.parametrize("backend,device,dtype", backend_cases(include_reference=True))
 @pytest.mark.parametrize("lookahead", [0, 2])
 def test_frames_never_see_rows_past_their_horizon(backend, device, dtype, lookahead):

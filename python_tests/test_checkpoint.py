@@ -138,6 +138,8 @@ def test_bad_files_give_one_line_errors(tmp_path, saved):
     one_line_error(rewrite(path, tmp_path / "f.safetensors", partition="{"), "not valid JSON")
     one_line_error(rewrite(path, tmp_path / "g.safetensors", stats=None), "no 'stats'")
     one_line_error(rewrite(path, tmp_path / "h.safetensors", format_version="9"), "version 9")
+    one_line_error(rewrite(path, tmp_path / "h2.safetensors", feature_type="wav2vec"),
+                   "metadata feature_type 'wav2vec' disagrees with the config's 'hubert'")
     nan = lambda d: {**d, key: torch.full_like(d[key], float("nan"))}  # noqa: E731
     one_line_error(rewrite(path, tmp_path / "i.safetensors", nan), "holds NaN or inf")
     huge_cfg = json.dumps({**cfg, "n_layers": 10 ** 12})   # would hang building the model

@@ -280,6 +280,14 @@ def test_a_precomputed_audio_cache_gives_the_same_motion(model):
     for bad in (0, 2.5, "5"):
         with pytest.raises(ValueError, match="num_frames must be an integer >= 1"):
             sample(model, cache, num_frames=bad)
+    # A cache of an odd number of rows is cut as features are (the last row is half a frame).
+    odd = model.encode_audio(AUDIO[:, :21])
+    assert torch.equal(sample(model, odd, steps=5, seed=2), sample(model, AUDIO[:, :21], steps=5,
+                                                                     seed=2))
+    for audio in (AUDIO, cache):
+        with pytest.raises(ValueError, match="batch=3, but the audio holds 2 sample"):
+            sample(model, audio, batch=3)
+    assert sample(model, cache, steps=2, batch=2).shape == (2, 15, 12)
 
 
 def test_a_reused_sampler_keeps_its_captured_step_and_matches_sample(model, monkeypatch):

@@ -42,6 +42,9 @@ def causal_cross_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     lookahead = int(lookahead)
     if lookahead < 0:
         raise _bridge.OpInputError(f"{_OP}: lookahead must be >= 0, got {lookahead}")
+    # Past every row's frame it changes nothing: clamped, so that a huge value never overflows
+    # the kernels' 64-bit row arithmetic (2**62 gave NaN) or their int arguments (2**70).
+    lookahead = min(lookahead, k.shape[1])
     which = backends.resolve(backend, q.device, q.dtype)
     if which == "reference":
         return reference.causal_cross_attention(q, k, v, lookahead)

@@ -80,6 +80,13 @@ def _count(n, name: str) -> int:
     return int(n)
 
 
+def _check_batch(batch, held: int) -> None:
+    """`batch` sizes unconditional sampling; with audio it may only repeat the audio's batch."""
+    if batch is not None and _count(batch, "batch") != held:
+        raise ValueError(f"batch={batch}, but the audio holds {held} sample(s): batch applies to "
+                         f"audio=None; give the audio one row per sample")
+
+
 def prepare_audio(model, audio, num_frames: int | None, batch: int | None, device):
     """-> (cond cache or None, batch, num_frames). audio: features (2L, D) / (B, 2L, D), an
     AudioCache from model.encode_audio, or None (unconditional: num_frames needed)."""
@@ -90,13 +97,14 @@ def prepare_audio(model, audio, num_frames: int | None, batch: int | None, devic
         return None, _count(batch, "batch"), _count(num_frames, "num_frames")
     if isinstance(audio, AudioCache):
         b, n = _cache_shape(audio)
+        _check_batch(batch, b)
         if num_frames is not None:
             num_frames = _count(num_frames, "num_frames")
-        if num_frames is not None and num_frames != n:
             if num_frames > n:
                 raise ValueError(f"num_frames={num_frames} exceeds the {n} frames of the audio cache")
-            audio = audio.window(0, num_frames)
             n = num_frames
+        if audio.num_rows != 2 * n:   # fewer frames, or an odd last row: as features are cut
+            audio = audio.window(0, n)
         return audio, b, n
     if not isinstance(audio, torch.Tensor):
         try:   # numpy arrays and nested lists of numbers
@@ -112,6 +120,7 @@ def prepare_audio(model, audio, num_frames: int | None, batch: int | None, devic
     rows = audio.shape[1]
     if rows < 2 or audio.shape[0] == 0:
         raise ValueError(f"audio is empty: {rows} feature rows (need 2 rows per frame, >= 1 frame)")
+    _check_batch(batch, audio.shape[0])
     n = rows // 2 if num_frames is None else _count(num_frames, "num_frames")
     if n < 1 or 2 * n > rows:
         raise ValueError(f"num_frames={n} needs {2 * n} audio rows, the audio has {rows}")
