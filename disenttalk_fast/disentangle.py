@@ -42,6 +42,10 @@ def disentangle(original, closed_lips, closed_eyes, k_lip: int = 13, k_eye: int 
     if k_lip + k_eye >= num_dims:
         raise ValueError(f"k_lip + k_eye = {k_lip + k_eye} leaves no global dims of {num_dims}")
 
+    # The scores are ratios of movements to sigma, the same at any common scale: working at
+    # max |value| = 1 keeps values of 1e300 (or 1e-300) from over- or underflowing them.
+    scale = max(float(np.abs(c).max()) for c in orig + lips + eyes) or 1.0
+    orig, lips, eyes = ([c / scale for c in clips] for clips in (orig, lips, eyes))
     sigma = np.concatenate(orig).std(axis=0)
     # A dim that never moves in the original data has no scale; keep it finite (it is then
     # chosen only if the edit moves it, which is what its sensitivity says).

@@ -66,6 +66,19 @@ def test_recovers_planted_dims():
     assert set(np.argsort(-raw)[:13]) != set(p_lip)
 
 
+@pytest.mark.parametrize("scale", [1e300, 1e-300])
+def test_any_common_scale_gives_the_same_partition(scale):
+    """The scores are scale-free: values of 1e300 (whose squares overflow) or 1e-300 give the
+    partition of the same data at scale 1."""
+    original, lips, eyes, _, _ = planted_face()
+    part = disentangle(original, lips, eyes)
+    with np.errstate(all="raise"):
+        scaled = disentangle([o * scale for o in original], [x * scale for x in lips],
+                             [e * scale for e in eyes])
+    assert (scaled.lip, scaled.eye) == (part.lip, part.eye)
+    np.testing.assert_allclose(scaled.scores["lip"], part.scores["lip"], rtol=1e-9)
+
+
 def test_small_planted_problem_and_stacked_input():
     original, lips, eyes, p_lip, p_eye = planted_face(num_dims=12, k_lip=3, k_eye=2, clips=2)
     part = disentangle(np.stack(original), np.stack(lips), np.stack(eyes), k_lip=3, k_eye=2)
