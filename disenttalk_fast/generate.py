@@ -10,7 +10,8 @@ was trained with (`mel`, or `hubert` from a local folder; cached on disk when `c
 given), sample normalised expressions with the chosen sampler in windows of the model's training
 length with held overlap (DESIGN section 6; long audio in bounded memory, no seam), then
 de-normalise with the checkpoint's mean / std. Pose is not generated (as in the paper): it is
-static (zeros = frontal) or taken from a reference motion, ping-pong looped / trimmed to length.
+static (zeros = frontal) or taken from a reference motion (resampled from its fps to 25 fps),
+ping-pong looped / trimmed to length.
 Region control (`control`) works in the model's normalised space; `build_control` makes one
 from raw-space references (eyes from a clip, lip exaggeration, frozen regions).
 """
@@ -130,9 +131,21 @@ def is_feature_array(audio, audio_dim: int) -> bool:
         (len(shape) == 3 and shape[0] == 1 and shape[2] == audio_dim)
 
 
+def check_one_clip(audio, audio_dim: int) -> None:
+    """A one-line error for a batch of feature arrays (B, rows, audio_dim) with B != 1, which the
+    waveform path would only call "too many channels": generate makes one clip's motion."""
+    shape = getattr(audio, "shape", None)
+    if shape is not None and not isinstance(audio, (str, os.PathLike)) and len(shape) == 3 \
+            and shape[2] == audio_dim and shape[0] != 1:
+        raise ValueError(f"audio: generate takes one clip's features, (rows, {audio_dim}) or "
+                         f"(1, rows, {audio_dim}), got {tuple(shape)}; to sample a batch of "
+                         f"clips use disenttalk_fast.sampling.sample")
+
+
 def audio_features(ckpt, audio, *, sr=None, cache_dir=None, hubert_dir=None, layer=None,
                    device=None) -> np.ndarray:
-    """(2L, audio_dim) rows for `audio` (path / waveform array / precomputed features)."""
+    """(2L, audio_dim) rows for `audio` (path / file object / waveform array / precomputed
+    features)."""
     from disenttalk_fast.audio.features import extract_features
 
     dim = ckpt.config.audio_dim
@@ -178,23 +191,59 @@ def _read_reference(ref, what: str) -> Motion:
     if isinstance(ref, (str, os.PathLike)):
         from disenttalk_fast.interop import read_motion
 
+        if not str(ref).strip():   # (Path("") is ".": its error would name neither)
+            raise ValueError(f"{what}: an empty path is not a motion file")
         return read_motion(ref)
     raise TypeError(f"{what}: expected a Motion or a motion file path, got {type(ref).__name__}")
 
 
-def pose_track(pose, num_frames: int) -> np.ndarray:
-    """(L, 6) pose: zeros for None, else from a Motion / motion file / (L', 6) array, looped."""
+# Slowest reference resampled (below): at 1 fps each reference frame becomes 25, so the resampled
+# copy is at most 25x the reference; a lower rate is a broken fps field, not a recording.
+MIN_REFERENCE_FPS = 1.0
+
+
+def at_25fps(x: np.ndarray, fps: float, what: str) -> np.ndarray:
+    """Rows of a reference recorded at `fps` (row i at time i / fps) resampled to 25 fps by
+    linear interpolation over time: row j at j / 25, as many rows as cover the same duration
+    (round(n * 25 / fps), at least 1). A 50 fps reference used frame for frame would play at half
+    speed. 25 fps references are returned as they are (bit-exact)."""
+    fps = float(fps)
+    if fps == 25.0 or x.shape[0] == 0:
+        return x
+    if fps < MIN_REFERENCE_FPS:
+        raise ValueError(f"{what}: recorded at {fps:g} fps; a reference is resampled to 25 fps "
+                         f"and must be at least {MIN_REFERENCE_FPS:g} fps")
+    n = x.shape[0]
+    m = max(1, int(round(n * 25.0 / fps)))
+    t = np.minimum(np.arange(m) * (fps / 25.0), n - 1)   # target times in reference frames
+    i0 = np.floor(t).astype(np.int64)
+    i1 = np.minimum(i0 + 1, n - 1)
+    w = (t - i0)[:, None]
+    x64 = x.astype(np.float64)
+    return ((1.0 - w) * x64[i0] + w * x64[i1]).astype(x.dtype)
+
+
+def reference_pose(pose) -> np.ndarray | None:
+    """A pose reference as (L', 6) float32 rows at 25 fps, checked (one-line ValueErrors naming
+    it, or the file it came from): None stays None; a Motion / motion file gives its pose,
+    resampled from its fps (`at_25fps`); an array / tensor / nested list is taken as 25 fps."""
     if pose is None:
-        return np.zeros((num_frames, POSE_DIMS), np.float32)
+        return None
     # Messages name the file a pose came from.
     name = f"pose reference {pose}" if isinstance(pose, (str, os.PathLike)) else "pose"
     if isinstance(pose, (Motion, str, os.PathLike)):
         m = _read_reference(pose, "pose")
         if m.pose is None:
-            raise ValueError(f"pose reference {pose if not isinstance(pose, Motion) else ''} "
-                             "holds no pose".replace("  ", " "))
-        pose = m.pose
-    pose = np.asarray(pose.detach().cpu() if hasattr(pose, "detach") else pose, np.float32)
+            where = "" if isinstance(pose, Motion) else f" {pose}"
+            raise ValueError(f"pose reference{where} holds no pose")
+        pose = at_25fps(m.pose, m.fps, name)
+    if hasattr(pose, "detach") and hasattr(pose, "cpu"):   # a torch tensor
+        pose = pose.detach().cpu().numpy()
+    try:
+        pose = np.asarray(pose, np.float32)
+    except (TypeError, ValueError):   # a dict, a string, a ragged list, ...
+        raise ValueError(f"{name} must be None, a Motion, a motion file or a (frames, "
+                         f"{POSE_DIMS}) array, got {type(pose).__name__}") from None
     if pose.ndim == 1:
         pose = pose[None]
     if pose.ndim != 2 or pose.shape[1] != POSE_DIMS:
@@ -204,7 +253,15 @@ def pose_track(pose, num_frames: int) -> np.ndarray:
         raise ValueError(f"{name} has no frames")
     if not np.isfinite(pose).all():
         raise ValueError(f"{name} holds NaN or inf")
-    return np.ascontiguousarray(fit_length(pose, num_frames))
+    return pose
+
+
+def pose_track(pose, num_frames: int) -> np.ndarray:
+    """(L, 6) pose: zeros for None, else from a Motion / motion file (resampled to 25 fps) /
+    (L', 6) array (25 fps), looped."""
+    if pose is None:
+        return np.zeros((num_frames, POSE_DIMS), np.float32)
+    return np.ascontiguousarray(fit_length(reference_pose(pose), num_frames))
 
 
 def build_control(ckpt, num_frames: int, *, replace_from: dict | None = None,
@@ -212,9 +269,10 @@ def build_control(ckpt, num_frames: int, *, replace_from: dict | None = None,
     """A RegionControl (normalised space) from raw-space inputs.
 
     replace_from: region -> Motion / motion file whose dims of that region replace the generated
-    ones (e.g. {"eye": "blinks.mat"}), looped / trimmed to length; scale: region -> factor about
-    the training mean (e.g. {"lip": 1.3}); freeze: regions held at the training mean expression
-    (the neutral face of that region) for the whole clip.
+    ones (e.g. {"eye": "blinks.mat"}), resampled from its fps to 25 fps (`at_25fps`), looped /
+    trimmed to length; scale: region -> factor about the training mean (e.g. {"lip": 1.3});
+    freeze: regions held at the training mean expression (the neutral face of that region) for
+    the whole clip.
     """
     from disenttalk_fast.sampling import RegionControl
 
@@ -232,7 +290,8 @@ def build_control(ckpt, num_frames: int, *, replace_from: dict | None = None,
         if m.num_dims != ckpt.config.num_dims:
             raise ValueError(f"{region} reference{where}: has {m.num_dims} expression dims, the "
                              f"model has {ckpt.config.num_dims}")
-        z = ckpt.normalize(torch.from_numpy(fit_length(m.exp, num_frames)))
+        exp = at_25fps(m.exp, m.fps, f"{region} reference{where}")
+        z = ckpt.normalize(torch.from_numpy(np.ascontiguousarray(fit_length(exp, num_frames))))
         replace[region] = z
     frozen = {region: torch.zeros(ckpt.config.num_dims) for region in freeze}
     if not (replace or frozen or scale):
@@ -275,17 +334,21 @@ def generate(model_or_checkpoint, audio, *, sampler: str = "ddim", steps: int | 
     """Generate motion for `audio`. See the module docstring.
 
     model_or_checkpoint: a checkpoint path, a `Checkpoint`, or a bare `DisentTalkDenoiser`
-    (then no de-normalisation: mean 0, std 1). audio: a file path, a waveform array (at `sr`,
-    default 16 kHz), or precomputed features (2L, audio_dim). sampler "ddim" (steps <= T) or
-    "ddpm" (all T steps). guidance: classifier-free scale (None = the model's default).
+    (then no de-normalisation: mean 0, std 1). audio: a file path, an open binary file object
+    (io.BytesIO; read from its current position), a waveform array (at `sr`, default 16 kHz;
+    float in [-1, 1] or int16 / int32 PCM, see `load_audio`), or one clip's precomputed features
+    (2L, audio_dim) or (1, 2L, audio_dim) (a batch is `sampling.sample`'s). sampler "ddim"
+    (steps <= T) or "ddpm" (all T steps; meta["steps"] records the steps that ran).
+    guidance: classifier-free scale (None = the model's default).
     seed: an integer (the same seed on the same device gives the same motion), or None for a
     fresh random one; either way it is recorded in meta["seed"].
     backend: the ops backend ("auto", "reference", "cpu", "cuda", "triton") for this call only:
     a model passed in is not changed (the call runs a view of it sharing its weights, so
     threads may call one model with different backends at once); None (default) keeps the
     model's own, and a checkpoint path is loaded with "auto". device: where the model runs;
-    a model passed in is moved there and stays there. pose: None
-    (static zeros), a Motion, a motion file or a (L', 6) array. control: a RegionControl in the
+    a model passed in is moved there and stays there. pose: None (static zeros), a Motion or a
+    motion file (resampled from its fps to 25 fps), or a (L', 6) array (taken as 25 fps);
+    checked before sampling. control: a RegionControl in the
     normalised space (see `build_control`). window / overlap: frames per sampling window and
     frames held from the previous one (default: the training window, a fifth of it).
     bounded: run the windows through `Streamer` (audio read block by block, audio encoded
@@ -322,6 +385,8 @@ def _generate(ckpt, audio, t0, *, sampler, steps, guidance, seed, pose, control,
         overlap = default_overlap if overlap is None else overlap
     overlap = window // 5 if overlap is None else overlap
     guidance = ckpt.config.guidance_scale if guidance is None else guidance
+    check_one_clip(audio, ckpt.config.audio_dim)
+    pose = reference_pose(pose)   # checked now, not after sampling; a Motion's at 25 fps
     features = is_feature_array(audio, ckpt.config.audio_dim)
     if bounded is None:
         bounded = (ckpt.feature_type == "mel" and cache_dir is None and not features
@@ -347,7 +412,8 @@ def _generate(ckpt, audio, t0, *, sampler, steps, guidance, seed, pose, control,
         bar.close()
     exp = _check_finite(ckpt.denormalize(z[0].float()).cpu().numpy(), model, guidance)
     seconds = time.perf_counter() - t0
-    meta = {"sampler": sampler, "steps": steps, "guidance": float(guidance), "seed": int(seed),
+    meta = {"sampler": sampler, "steps": steps_run(ckpt.config, sampler, steps),
+            "guidance": float(guidance), "seed": int(seed),
             "window": int(window), "overlap": int(overlap),
             "backend": getattr(model, "backend", None),
             "dtype": _dtype_name(model),
@@ -356,6 +422,12 @@ def _generate(ckpt, audio, t0, *, sampler, steps, guidance, seed, pose, control,
     if isinstance(audio, (str, os.PathLike)):
         meta["audio"] = str(Path(audio))
     return Motion(exp, pose_track(pose, num_frames), 25.0, ckpt.partition, meta)
+
+
+def steps_run(config, sampler: str, steps) -> int:
+    """The denoising steps a (successful) call ran, for meta: DDPM always runs all T (the DDIM
+    default steps=25 is ignored for it), DDIM `steps`, or T for steps=None."""
+    return int(config.timesteps) if sampler == "ddpm" or steps is None else int(steps)
 
 
 def _check_finite(exp: np.ndarray, model, guidance: float) -> np.ndarray:
@@ -372,8 +444,11 @@ BOUNDED_AFTER_S = 120.0
 
 
 def _duration(audio, sr) -> float:
-    """Seconds of a file (from its header) or a waveform array; 0 when unknown."""
-    if isinstance(audio, (str, os.PathLike)):
+    """Seconds of a file or file object (from its header) or a waveform array; 0 when
+    unknown."""
+    from disenttalk_fast.audio.load import is_file_object
+
+    if isinstance(audio, (str, os.PathLike)) or is_file_object(audio):
         from disenttalk_fast.audio.load import duration_seconds
 
         try:
@@ -391,26 +466,30 @@ def _duration(audio, sr) -> float:
 
 
 def _audio_blocks(audio, sr):
-    """(sample rate, iterator of raw sample blocks) for a file or a waveform array."""
+    """(sample rate, iterator of raw sample blocks) for a file, a file object or a waveform
+    array."""
     from disenttalk_fast.audio.load import (BLOCK, AudioError, as_array, channels_last,
-                                            duration_seconds)
+                                            file_info, file_object_name, is_file_object)
 
-    if isinstance(audio, (str, os.PathLike)):
+    if isinstance(audio, (str, os.PathLike)) or is_file_object(audio):
         import soundfile as sf
 
-        path = Path(audio)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such audio file")
-        duration_seconds(path)   # one-line error when unreadable
-        rate = sf.info(str(path)).samplerate
+        if is_file_object(audio):
+            source, name = audio, file_object_name(audio)
+        else:
+            path = Path(audio)
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: no such audio file")
+            source, name = str(path), str(path)
+        rate = file_info(source)[1]   # one-line error when unreadable; a file object rewound
         if sr is not None and int(sr) != rate:
-            raise AudioError(f"{path}: sr={sr} given but the file says {rate} Hz")
+            raise AudioError(f"{name}: sr={sr} given but the file says {rate} Hz")
 
         def blocks():
             try:
-                yield from sf.blocks(str(path), blocksize=BLOCK, dtype="float32", always_2d=True)
+                yield from sf.blocks(source, blocksize=BLOCK, dtype="float32", always_2d=True)
             except RuntimeError as exc:
-                raise AudioError(f"{path}: decoding failed part-way ({exc})") from None
+                raise AudioError(f"{name}: decoding failed part-way ({exc})") from None
         return rate, blocks()
     x = channels_last(as_array(audio), f"audio array {tuple(np.shape(audio))}")
     return (sr or 16000), (x[i:i + BLOCK] for i in range(0, x.shape[0], BLOCK))
@@ -438,7 +517,8 @@ def _generate_bounded(ckpt, audio, sr, t0, *, sampler, steps, guidance, seed, po
     exp = _check_finite(np.concatenate([p.exp for p in parts]), ckpt.model, guidance)
     pose_arr = np.concatenate([p.pose for p in parts])
     seconds = time.perf_counter() - t0
-    meta = {"sampler": sampler, "steps": steps, "guidance": float(guidance), "seed": int(seed),
+    meta = {"sampler": sampler, "steps": steps_run(ckpt.config, sampler, steps),
+            "guidance": float(guidance), "seed": int(seed),
             "window": int(window), "overlap": int(overlap),
             "backend": getattr(ckpt.model, "backend", None), "dtype": _dtype_name(ckpt.model),
             "feature": ckpt.feature_type,

@@ -51,26 +51,12 @@ from disenttalk_fast._torch import torch
 from disenttalk_fast.audio import frames as fr
 from disenttalk_fast.audio.load import AudioConditioner, check_rate
 from disenttalk_fast.audio.mel import LEFT_CONTEXT, RIGHT_CONTEXT, MelExtractor
-from disenttalk_fast.generate import as_checkpoint, model_device, pose_track
+from disenttalk_fast.generate import as_checkpoint, model_device, pose_track, reference_pose
 from disenttalk_fast.motion import Motion
 from disenttalk_fast.sampling.plan import check_seed
 from disenttalk_fast.sampling.windowed import WindowSampler
 
 FRAME_MS = 1000.0 / fr.FPS
-
-
-def _pose_array(pose) -> np.ndarray:
-    """A pose reference (Motion / motion file / array) read once, as (L', 6)."""
-    from disenttalk_fast.generate import _read_reference
-
-    if hasattr(pose, "detach"):
-        return pose.detach().cpu().numpy()
-    if isinstance(pose, (list, tuple)):
-        return np.asarray(pose, np.float32)
-    m = _read_reference(pose, "pose")
-    if m.pose is None:
-        raise ValueError(f"pose reference {pose}: holds no pose")
-    return m.pose
 
 
 class Streamer:
@@ -122,10 +108,8 @@ class Streamer:
         if control is not None and control.has_known:   # its references' widths, checked now
             control.known(self.model.partition, 1, 1, self.device)
         self.progress = progress     # called with the number of windows sampled so far
-        self._pose_ref = pose
-        if pose is not None and not isinstance(pose, np.ndarray):
-            self._pose_ref = _pose_array(pose)
-        pose_track(self._pose_ref, 1)   # validate now, not at the first window
+        # Read, checked and resampled to 25 fps once, now, not at the first window.
+        self._pose_ref = reference_pose(pose)
         self.generator = torch.Generator(device=self.device).manual_seed(int(seed))
         self.window_sampler = WindowSampler(self.plan, self.generator, self.device)
         self.conditioner = AudioConditioner(sample_rate, "stream")
@@ -293,7 +277,8 @@ class Streamer:
     # -- public API ------------------------------------------------------------------------------
     def push(self, pcm) -> Motion:
         """Feed PCM samples at the streamer's sample_rate: (n,), (n, channels) or (channels, n)
-        with at most 8 channels (`load_audio`'s layout rule), float in [-1, 1] or integer PCM.
+        with at most 8 channels (`load_audio`'s layout rule), float in [-1, 1] or int8-int32
+        PCM (int64, and float peaks above 16, are refused: see `load_audio`).
         Returns the motion frames that became final (possibly none)."""
         if self.finished:
             raise RuntimeError("Streamer: push() after flush(); call reset() to start again")

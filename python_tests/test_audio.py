@@ -259,3 +259,97 @@ def test_one_pole_matches_the_recursion():
         y = v + 0.995 * y
         want[i] = y
     np.testing.assert_allclose(one_pole(d, 0.3, 0.995), want, rtol=1e-10, atol=1e-10)
+
+
+# -- integer widths, float range, file objects -------------------------------------------------
+def one_line_error(call, *fragments):
+    with pytest.raises(AudioError) as info:
+        call()
+    msg = str(info.value)
+    assert "\n" not in msg and all(f in msg for f in fragments), msg
+    return msg
+
+
+def test_integer_pcm_widths_scale_to_full_scale():
+    x = tone(16000)
+    want = load_audio(x)
+    for dtype, scale in [(np.int8, 127), (np.int16, 32767), (np.int32, 2 ** 31 - 1)]:
+        np.testing.assert_allclose(load_audio((x * scale).astype(dtype)), want, atol=2e-2)
+    # Unsigned PCM is offset binary (silence at mid-scale), like WAV's 8-bit samples.
+    np.testing.assert_allclose(load_audio((x * 32767 + 32768).astype(np.uint16)), want, atol=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["int64", "uint64", "list", "torch"])
+def test_64_bit_integer_samples_are_refused_not_silence(kind):
+    # Regression: int64 was scaled by 2^63, so int16-range values came out as ~silence (RMS
+    # 3e-16). np.asarray(list of Python ints) and torch integer tensors are int64.
+    pcm = (tone(16000) * 10000).astype(np.int64)
+    arr = {"int64": pcm, "uint64": pcm.astype(np.uint64), "list": pcm.tolist()}.get(kind)
+    if kind == "torch":
+        import torch
+
+        arr = torch.from_numpy(pcm)
+    dtype = "uint64" if kind == "uint64" else "int64"
+    one_line_error(lambda: load_audio(arr), f"({dtype})", "int16 / int32 PCM",
+                   "float in [-1, 1]")
+    one_line_error(lambda: AudioConditioner(16000, "stream").push(arr), "stream:", dtype)
+
+
+@pytest.mark.parametrize("case", ["int16_range_float", "spike_1e30", "float64_1e300",
+                                  "spike_after_nan"])
+def test_float_far_beyond_full_scale_is_refused_not_clipped(case):
+    # Regression: these were clipped into a square wave (and one 1e30 sample saturated the DC
+    # blocker's state for ~0.8 s).
+    x = tone(16000)
+    if case == "int16_range_float":
+        x = x * 32767
+    elif case == "spike_1e30":
+        x[100] = 1e30
+    elif case == "float64_1e300":
+        x = x.astype(np.float64)
+        x[100] = 1e300
+    else:
+        x[:50] = np.nan
+        x[100] = 20.0
+    peak = {"int16_range_float": "1.638e+04", "spike_1e30": "1e+30", "float64_1e300": "1e+300",
+            "spike_after_nan": "reach 20,"}[case]
+    one_line_error(lambda: load_audio(x), "audio array (8000,)", peak, "divide it by 32768")
+    one_line_error(lambda: AudioConditioner(16000, "stream").push(x), "stream:", peak)
+
+
+def test_ordinary_overshoot_still_loads_and_clips_as_before(tmp_path):
+    from disenttalk_fast.audio.load import MAX_FLOAT_PEAK
+
+    y = load_audio(1.2 / 0.5 * tone(16000))        # peak 1.2: clipped to [-1, 1]
+    assert np.abs(y).max() <= 1.0 and (np.abs(y) > 0.99).mean() > 0.1
+    load_audio(np.full(100, MAX_FLOAT_PEAK, np.float32))   # the bound itself passes
+    path = tmp_path / "int_range.wav"                # a float file holding int16-range values
+    sf.write(path, tone(16000) * 32767, 16000, subtype="FLOAT")
+    one_line_error(lambda: load_audio(path), str(path), "divide it by 32768")
+
+
+def test_file_objects_read_like_paths(tmp_path):
+    import io
+
+    path = tmp_path / "a.flac"
+    sf.write(path, tone(22050), 22050)
+    data = path.read_bytes()
+    np.testing.assert_array_equal(load_audio(io.BytesIO(data)), load_audio(path))
+    with open(path, "rb") as f:
+        np.testing.assert_array_equal(load_audio(f), load_audio(path))
+    one_line_error(lambda: load_audio(io.BytesIO(data), sr=16000), "audio file object",
+                   "22050")
+    one_line_error(lambda: load_audio(io.BytesIO(b"not audio" * 50)), "audio file object",
+                   "cannot read audio")
+
+    class Pipe(io.RawIOBase):   # a stream soundfile cannot seek in
+        def readable(self):
+            return True
+
+        def seekable(self):
+            return False
+
+    one_line_error(lambda: load_audio(Pipe()), "not seekable", "io.BytesIO")
+    # An array, not a file: the numeric check, not BytesIO.detach's io.UnsupportedOperation.
+    one_line_error(lambda: AudioConditioner(16000, "stream").push(io.BytesIO(data)),
+                   "expected numeric samples")

@@ -1,5 +1,7 @@
 """generate() and `disenttalk generate` end to end on a tiny model."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -209,9 +211,14 @@ def test_cli_refuses_unwritable_outputs_before_working(ckpt_path, wav, tmp_path,
 
 
 def test_non_finite_motion_is_an_error_not_a_file(ckpt_path, wav):
+    import dataclasses
+
+    # (guidance 1e38 used to overflow the motion; sampling now refuses guidance beyond 100, so
+    # statistics at float32's limit overflow the de-normalisation instead.)
     ckpt = load_model(ckpt_path, "cpu", "reference")
+    huge = dataclasses.replace(ckpt, exp_std=torch.full((64,), 3e38))
     with pytest.raises(ValueError, match="generated motion is not finite"):
-        generate(ckpt, wav, steps=2, guidance=1e38, progress=False)
+        generate(huge, wav, steps=2, progress=False)
 
 
 def test_generate_with_hubert_features(wav, tmp_path):
@@ -400,3 +407,127 @@ def test_cli_backend_names_the_model_kernels_not_the_rasteriser(ckpt_path, wav, 
     assert main(["generate", str(wav), "--model", str(ckpt_path), "-o", str(out), "--steps", "1",
                  "--no-progress", "--size", "32", "--backend", backend]) == 0
     assert seen == [raster] and out.stat().st_size > 0
+
+
+def ramp_reference(path, fps, seconds=2.0):
+    """A Motion file at `fps` whose pose and expression are ramps in time (seconds)."""
+    n = int(round(fps * seconds))
+    t = (np.arange(n) / fps).astype(np.float32)
+    pose = np.zeros((n, 6), np.float32)
+    pose[:, 0], pose[:, 4] = 0.1 * t, t
+    Motion(np.repeat(t[:, None], 64, 1), pose, fps=fps).save(path)
+    return path
+
+
+@pytest.mark.parametrize("fps", [50.0, 12.5])
+def test_references_at_other_fps_are_resampled_to_25(ckpt_path, wav, tmp_path, capsys, fps):
+    # Regression: a 50 fps pose / eye reference was used frame for frame (played at half speed).
+    ref = ramp_reference(tmp_path / "ref.npz", fps)
+    ckpt = load_model(ckpt_path, "cpu", "reference")
+    eye = list(ckpt.partition.eye)
+    times = np.arange(31) / 25                    # the clip's frame times
+    control = build_control(ckpt, 31, replace_from={"eye": ref})
+    for kw in ({}, {"bounded": True}):
+        m = generate(ckpt, wav, steps=2, pose=ref, control=control, progress=False, **kw)
+        np.testing.assert_allclose(m.pose[:, 0], 0.1 * times, atol=1e-6)
+        np.testing.assert_allclose(m.pose[:, 4], times, atol=1e-6)
+        np.testing.assert_allclose(m.exp[:, eye], np.repeat(times[:, None], len(eye), 1),
+                                   atol=1e-4)
+    np.testing.assert_array_equal(generate(ckpt, wav, steps=2, pose=Motion.load(ref),
+                                           progress=False).pose, m.pose)
+    out = tmp_path / "cli.npz"                    # the CLI's --pose-from / --eyes-from
+    assert main(["generate", str(wav), "--model", str(ckpt_path), "-o", str(out), "--steps", "2",
+                 "--no-progress", "--pose-from", str(ref), "--eyes-from", str(ref)]) == 0
+    capsys.readouterr()
+    got = read_motion(out)
+    np.testing.assert_allclose(got.pose[:, 4], times, atol=1e-6)
+    np.testing.assert_allclose(got.exp[:, eye], np.repeat(times[:, None], len(eye), 1),
+                               atol=1e-4)
+
+
+def test_reference_resampling_and_its_limit(ckpt_path, wav, tmp_path):
+    from disenttalk_fast.generate import at_25fps
+
+    ramp = np.arange(20, dtype=np.float32)[:, None]
+    assert at_25fps(ramp, 50.0, "r")[:, 0].tolist() == list(range(0, 20, 2))
+    assert at_25fps(ramp, 25.0, "r") is ramp      # 25 fps: as it is
+    np.testing.assert_allclose(at_25fps(ramp[:3], 12.5, "r")[:, 0], [0, 0.5, 1, 1.5, 2, 2])
+    ckpt = load_model(ckpt_path, "cpu", "reference")
+    slow = ramp_reference(tmp_path / "slow.npz", 0.5, seconds=20)
+    with pytest.raises(ValueError, match=r"pose reference .*slow.npz: recorded at 0.5 fps"):
+        generate(ckpt, wav, steps=2, pose=slow, progress=False)
+    with pytest.raises(ValueError, match=r"eye reference .*slow.npz: recorded at 0.5 fps"):
+        build_control(ckpt, 31, replace_from={"eye": slow})
+
+
+@pytest.mark.parametrize("pose", [{"a": 1}, "", [["x"] * 6], object()])
+def test_a_pose_that_is_not_one_is_a_one_line_error_before_sampling(wav, monkeypatch, pose):
+    import disenttalk_fast.sampling
+
+    monkeypatch.setattr(disenttalk_fast.sampling, "sample",
+                        lambda *a, **k: pytest.fail("sampled first"))
+    with pytest.raises((ValueError, TypeError, FileNotFoundError)) as info:
+        generate(tiny_model(), wav, steps=2, pose=pose, progress=False)
+    msg = str(info.value)
+    assert "pose" in msg and "\n" not in msg, msg
+
+
+def test_meta_records_the_steps_that_ran(wav):
+    model = tiny_model()                          # T = 20
+    for kw, steps in [(dict(sampler="ddpm", steps=25), 20), (dict(sampler="ddpm", steps=None), 20),
+                      (dict(sampler="ddim", steps=None), 20), (dict(sampler="ddim", steps=3), 3),
+                      (dict(sampler="ddpm", steps=25, bounded=True), 20)]:
+        m = generate(model, wav, progress=False, **kw)
+        assert m.meta["steps"] == steps and type(m.meta["steps"]) is int, (kw, m.meta)
+
+
+@pytest.mark.parametrize("batch", [0, 2])
+def test_a_batch_of_features_says_generate_takes_one_clip(batch):
+    with pytest.raises(ValueError) as info:
+        generate(tiny_model(), torch.zeros(batch, 50, 80), steps=2, progress=False)
+    msg = str(info.value)
+    assert f"({batch}, 50, 80)" in msg and "one clip's features" in msg
+    assert "sampling.sample" in msg and "\n" not in msg
+    one = generate(tiny_model(), torch.zeros(1, 50, 80), steps=2, progress=False)
+    assert one.num_frames == 25
+
+
+def test_audio_as_a_file_object(ckpt_path, wav):
+    # Regression: io.BytesIO has a `detach`, taken for a tensor's (io.UnsupportedOperation).
+    import io
+
+    ckpt = load_model(ckpt_path, "cpu", "reference")
+    want = generate(ckpt, wav, steps=2, progress=False)
+    data = wav.read_bytes()
+    for kw in ({}, {"bounded": True}):
+        got = generate(ckpt, io.BytesIO(data), steps=2, progress=False, **kw)
+        np.testing.assert_allclose(got.exp, want.exp, rtol=1e-5, atol=1e-5)
+    with open(wav, "rb") as f:
+        np.testing.assert_array_equal(generate(ckpt, f, steps=2, progress=False).exp, want.exp)
+
+
+@pytest.mark.parametrize("audio", ["int64", "float_int16_range"])
+def test_generate_refuses_unscalable_waveforms(audio):
+    x = (np.sin(np.arange(16000) / 5) * 10000)
+    x = x.astype(np.int64) if audio == "int64" else x.astype(np.float32)
+    for arg in (x, x.tolist(), torch.from_numpy(x)):
+        with pytest.raises(ValueError) as info:
+            generate(tiny_model(), arg, steps=2, progress=False)
+        msg = str(info.value)
+        assert ("int16 / int32 PCM" if audio == "int64" else "divide it by 32768") in msg
+        assert "\n" not in msg
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_cli_refuses_a_folder_that_takes_no_files_before_sampling(ckpt_path, wav, capsys,
+                                                                  monkeypatch):
+    # Regression: as root, os.access says /proc is writable; the writer failed after sampling,
+    # naming its temporary file.
+    import sys
+
+    gen = sys.modules["disenttalk_fast.generate"]
+    monkeypatch.setattr(gen, "generate", lambda *a, **k: pytest.fail("generated first"))
+    assert main(["generate", str(wav), "--model", str(ckpt_path), "-o", "/proc/o.npz",
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "/proc/o.npz" in err and ".tmp" not in err and "\n" not in err, err

@@ -225,6 +225,11 @@ def test_huge_expression_is_an_error_not_black_frames(face):
     (dict(gamma=1.0), "gamma must be"),
     (dict(face_model="x.mat"), "face_model must be a MorphableModel"),
     (dict(id=np.full(80, 1e35)), "too large"),
+    # Regression: a pose of 1e30 wrote a video (of background) without a word.
+    (dict(pose=np.full(6, 1e30)), "pose angles reach 1e+30 radians, beyond +-2 pi"),
+    (dict(pose=[30.0, 0, 0, 0, 0, 0]), "degrees given as radians?"),
+    (dict(pose=np.array([[0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, -5e3]])),
+     "pose translations reach 5000 model units, beyond +-1000"),
 ])
 def test_bad_inputs_more(face, kwargs, message):
     args = dict(motion=np.zeros((2, 64), np.float32), face_model=face, size=32)
@@ -233,3 +238,14 @@ def test_bad_inputs_more(face, kwargs, message):
         render(args.pop("motion"), args.pop("face_model"), **args)
     text = str(info.value)
     assert text.startswith("render:") and message in text and "\n" not in text
+
+
+def test_pose_within_bounds_renders(face):
+    from disenttalk_fast.motion import Motion
+    from disenttalk_fast.render.render import MAX_POSE_ANGLE, MAX_POSE_TRANSLATION
+
+    pose = np.array([[-MAX_POSE_ANGLE, 0.2, 3.0, 0.5, -0.3, 1.0],
+                     [0.0, 0.0, 0.0, 0.0, 0.0, -MAX_POSE_TRANSLATION]], np.float32)
+    assert render(np.zeros((2, 64), np.float32), face, 16, pose=pose).shape == (2, 16, 16, 3)
+    with pytest.raises(ValueError, match="pose translations reach"):   # a Motion's pose too
+        render(Motion(np.zeros((2, 64)), pose * [1, 1, 1, 1, 1, 2]), face, 16)

@@ -130,6 +130,18 @@ def test_stream_with_region_control_and_pose(model):
     np.testing.assert_array_equal(np.concatenate([p.pose for p in parts]), ref.pose)
 
 
+def test_stream_pose_reference_at_50_fps_is_resampled(model):
+    """A Motion records its rate: a 50 fps pose plays at its own speed, as offline."""
+    x = speech_like(0.8)
+    t50 = np.arange(60) / 50
+    pose = np.stack([t50] * 6, axis=1).astype(np.float32)
+    ref = Motion(np.zeros((60, 64), np.float32), pose, fps=50.0)
+    _, parts = stream(model, x, [1000], pose=ref)
+    got = np.concatenate([p.pose for p in parts])
+    np.testing.assert_allclose(got[:, 0], np.arange(len(got)) / 25, atol=1e-6)
+    np.testing.assert_array_equal(got, offline(model, x, pose=ref).pose)
+
+
 def test_stream_errors(model):
     with pytest.raises(ValueError, match="hop_frames"):
         Streamer(model, hop_frames=0)
@@ -190,3 +202,24 @@ def test_stream_backend_leaves_the_model_alone(model):
     assert s.model.backend == "cpu" and model.backend == "reference"
     _, ref = stream(model, x, [1000])
     close(np.concatenate([p.exp for p in parts]), np.concatenate([p.exp for p in ref]))
+
+
+@pytest.mark.parametrize("pcm,message", [
+    (np.arange(3200, dtype=np.int64), "64-bit integer samples (int64)"),
+    ([0, 1, -1, 2] * 800, "64-bit integer samples (int64)"),
+    (np.full(3200, 3e4, np.float32), "divide it by 32768"),
+    (np.r_[np.zeros(3199, np.float32), 1e30], "float samples reach 1e+30"),
+])
+def test_push_refuses_unscalable_samples_and_keeps_going(model, pcm, message):
+    # Regression: int64 came out as silence, far out-of-range floats as a clipped square wave.
+    s = Streamer(model, hop_frames=HOP, overlap_frames=OVERLAP, steps=3, seed=7)
+    x = speech_like(0.5)
+    first = s.push(x[:4000])
+    with pytest.raises(ValueError) as info:
+        s.push(pcm)
+    assert message in str(info.value) and "\n" not in str(info.value)
+    # A refused push leaves the stream as it was: the rest equals a stream without it.
+    parts = [first, s.push(x[4000:]), s.flush()]
+    got = np.concatenate([p.exp for p in parts])
+    _, ref = stream(model, x, [4000, 4000])
+    close(got, np.concatenate([p.exp for p in ref]))

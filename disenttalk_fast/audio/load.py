@@ -4,15 +4,23 @@ What happens to the samples, in order (the same steps, with the same state, run 
 offline and streamed audio are processed identically):
 
 1. decode to float in [-1, 1) (soundfile scales every integer bit depth for us; integer arrays
-   are scaled the same way: int16 / 32768, uint8 (x - 128) / 128, ...);
+   are scaled the same way: int8 / 128, int16 / 32768, int32 / 2^31, uint8 (x - 128) / 128,
+   uint16 (x - 32768) / 32768, ...). 64-bit integers are refused: no PCM format is 64-bit, and
+   int64 is what `np.asarray` makes of a list of Python ints and what torch's integer tensors
+   default to, so the true scale (int16? int32?) is unknown and guessing gives silence or
+   noise. Float samples are refused beyond +-MAX_FLOAT_PEAK (16; see there);
 2. mix the channels down to mono by averaging them;
 3. NaN / inf samples are set to 0 (a file where no sample is finite is an error);
 4. resample to 16 kHz with soxr (HQ) through `soxr.ResampleStream`, block by block;
 5. remove DC offset with a causal one-pole DC blocker, y[n] = x[n] - x[n-1] + R y[n-1] with
    R = 0.995 (-3 dB at about 13 Hz at 16 kHz, far below voice pitch). A causal filter rather than
    "subtract the mean" so that a stream, which never sees the whole signal, does the same thing;
-6. clip to [-1, 1]: float files may exceed full scale and resampling a clipped (saturated)
-   recording overshoots; the clipped fraction is kept on the loader (`clipped_fraction`).
+6. clip to [-1, 1]: float files may exceed full scale a little and resampling a clipped
+   (saturated) recording overshoots; the clipped fraction is kept on the loader
+   (`clipped_fraction`).
+
+Sources: a path, an open binary file object (`io.BytesIO`, `open(path, "rb")`: read from its
+current position, as soundfile does; it must be seekable), or an array / tensor.
 
 Array layout (`channels_last`, the one rule for `load_audio`, `Streamer.push` and
 `write_video`): soundfile gives (samples, channels), torchaudio (channels, samples), and both are
@@ -39,6 +47,13 @@ from disenttalk_fast.audio.frames import SAMPLE_RATE
 MIN_RATE = 8000
 MAX_RATE = 384000
 MAX_CHANNELS = 8         # arrays: the most channels an axis may hold (see "Array layout")
+# Largest |sample| accepted from float input (step 1). Real float audio stays within [-1, 1] but
+# for a little overshoot (a hot float mix, a resampled clipped recording: 1.5 at most in
+# practice); far beyond it is integer PCM handed over as float (int16 full scale is 32767) or a
+# corrupt sample (1e30). Clipping those would give a square wave (and one huge sample saturates
+# the DC blocker's state for ~0.8 s), so they are refused. 16 is far above any real overshoot
+# and far below int16 full scale.
+MAX_FLOAT_PEAK = 16.0
 BLOCK = 1 << 16          # source frames per read
 DC_POLE = 0.995
 
@@ -146,17 +161,45 @@ def one_pole(d: np.ndarray, y_prev: float, pole: float, block: int = 2048) -> np
     return out
 
 
-def _int_to_float(x: np.ndarray) -> np.ndarray:
-    if x.dtype == np.uint8:
-        return (x.astype(np.float32) - 128.0) / 128.0
+def _to_float(x: np.ndarray, name: str) -> np.ndarray:
+    """Integer PCM scaled to [-1, 1) (step 1 of the module docstring); float samples as they are,
+    after the MAX_FLOAT_PEAK check. One-line AudioErrors naming `name`."""
     if np.issubdtype(x.dtype, np.integer):
-        return x.astype(np.float32) / float(2 ** (8 * x.dtype.itemsize - 1))
+        if x.dtype.itemsize == 8:
+            raise AudioError(f"{name}: 64-bit integer samples ({x.dtype}) have no PCM scale "
+                             f"(lists of Python ints and torch integer tensors are int64): give "
+                             f"int16 / int32 PCM, or float in [-1, 1]")
+        half = float(2 ** (8 * x.dtype.itemsize - 1))
+        if np.issubdtype(x.dtype, np.unsignedinteger):   # offset binary: silence is `half`
+            return (x.astype(np.float32) - half) / half
+        return x.astype(np.float32) / half
+    _check_float_peak(x, name)
     return x
 
 
+def _check_float_peak(x: np.ndarray, name: str) -> None:
+    """A one-line AudioError for float samples beyond +-MAX_FLOAT_PEAK (NaN / inf aside: those
+    are silenced, step 3)."""
+    a = np.abs(x)
+    peak = float(a.max(initial=0.0))
+    if peak <= MAX_FLOAT_PEAK:   # the common case, one pass; NaN / inf fail it and look closer
+        return
+    peak = float(a[np.isfinite(a)].max(initial=0.0))
+    if peak > MAX_FLOAT_PEAK:
+        raise AudioError(f"{name}: float samples reach {peak:.4g}, beyond the +-{MAX_FLOAT_PEAK:g} "
+                         f"accepted (float audio is in [-1, 1]); integer PCM given as float? "
+                         f"divide it by 32768 (int16) or 2**31 (int32)")
+
+
+def is_file_object(source) -> bool:
+    """An open file object (io.BytesIO, open(path, "rb")), which soundfile reads, rather than
+    an array / tensor."""
+    return hasattr(source, "read") and not hasattr(source, "shape")
+
+
 def as_array(source) -> np.ndarray:
-    if hasattr(source, "detach"):  # a torch tensor
-        source = source.detach().cpu().numpy()
+    if hasattr(source, "detach") and hasattr(source, "cpu"):  # a torch tensor (io.BytesIO has a
+        source = source.detach().cpu().numpy()                # `detach` of its own)
     return np.asarray(source)
 
 
@@ -190,7 +233,7 @@ def mono(source, name: str) -> np.ndarray:
     """An audio array / tensor -> (n,) float32 at its own rate: the numeric check, the layout
     rule, integer PCM scaling and the mixdown (steps 1-2); no resampling or filtering, which is
     what `write_video` wants (it keeps the source rate)."""
-    return _mixdown(_int_to_float(channels_last(as_array(source), name)))
+    return _mixdown(_to_float(channels_last(as_array(source), name), name))
 
 
 def _from_array(source, sr: int | None) -> np.ndarray:
@@ -206,8 +249,6 @@ def _from_array(source, sr: int | None) -> np.ndarray:
 
 
 def _from_file(path: Path, sr: int | None) -> np.ndarray:
-    import soundfile as sf
-
     name = str(path)
     if not path.exists():
         raise FileNotFoundError(f"{name}: no such audio file")
@@ -215,11 +256,36 @@ def _from_file(path: Path, sr: int | None) -> np.ndarray:
         raise AudioError(f"{name}: is a directory, not an audio file")
     if path.stat().st_size == 0:
         raise AudioError(f"{name}: file is empty (0 bytes)")
+    return _decode(name, name, sr)
+
+
+def file_object_name(f) -> str:
+    """What messages call an open file object: its file name when it has one."""
+    name = getattr(f, "name", None)
+    return f"audio file object {name}" if isinstance(name, str) else "audio file object"
+
+
+def _check_seekable(f, name: str) -> None:
+    # libsndfile seeks while it reads a header (and we rewind after reading one), so a pipe or
+    # socket would fail deep inside soundfile.
+    if hasattr(f, "seekable") and not f.seekable():
+        raise AudioError(f"{name}: not seekable; read it into io.BytesIO(data) first")
+
+
+def _open(source, name: str):
+    """sf.SoundFile for a path or an open file object; a one-line AudioError if unreadable."""
+    import soundfile as sf
+
     try:
-        f = sf.SoundFile(name)
+        return sf.SoundFile(source)
     except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError / TypeError
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise AudioError(f"{name}: cannot read audio ({msg})") from None
+
+
+def _decode(source, name: str, sr: int | None) -> np.ndarray:
+    """Steps 1-6 for a path or an open file object, block by block."""
+    f = _open(source, name)
     with f:
         if sr is not None and int(sr) != f.samplerate:
             raise AudioError(f"{name}: sr={sr} given but the file says {f.samplerate} Hz")
@@ -231,6 +297,8 @@ def _from_file(path: Path, sr: int | None) -> np.ndarray:
             for block in f.blocks(blocksize=BLOCK, dtype="float32", always_2d=True):
                 # The layout is known here: a file may have more than MAX_CHANNELS channels.
                 out.append(cond.push(_mixdown(block)))
+        except AudioError:   # (samples we refuse, already one line naming the file)
+            raise
         except Exception as exc:
             raise AudioError(f"{name}: decoding failed part-way ({exc})") from None
         out.append(cond.flush())
@@ -242,24 +310,41 @@ def load_audio(source, sr: int | None = None) -> np.ndarray:
     """Load `source` as float32 mono 16 kHz samples in [-1, 1] (see the module docstring).
 
     `source`: a path (str / PathLike) to any file soundfile reads (WAV, FLAC, OGG, AIFF, MP3
-    with libsndfile >= 1.1, ...), or an array / tensor of shape (samples,), (samples, channels)
-    or (channels, samples) with at most 8 channels, float in [-1, 1] or integer PCM. The channel
-    axis is the short one of at most 8; an array with both axes <= 8 is read as (samples,
-    channels), one with both > 8 is an error. `sr` is the array's sample rate (default 16000);
-    for a file it is read from the file, and a different `sr` is an error.
+    with libsndfile >= 1.1, ...), an open, seekable binary file object holding such a file
+    (io.BytesIO; read from its current position), or an array / tensor of shape (samples,),
+    (samples, channels) or (channels, samples) with at most 8 channels, float in [-1, 1] (peak
+    at most MAX_FLOAT_PEAK = 16) or 8- to 32-bit integer PCM. The channel axis is the short one
+    of at most 8; an array with both axes <= 8 is read as (samples, channels), one with both
+    > 8 is an error. `sr` is the array's sample rate (default 16000); for a file it is read from
+    the file, and a different `sr` is an error.
     """
     if isinstance(source, (str, os.PathLike)):
         return _from_file(Path(source), sr)
+    if is_file_object(source):
+        name = file_object_name(source)
+        _check_seekable(source, name)
+        return _decode(source, name, sr)
     return _from_array(source, sr)
 
 
-def duration_seconds(path: str | os.PathLike) -> float:
-    """The duration of an audio file from its header (no decoding); one-line error if unreadable."""
-    import soundfile as sf
+def duration_seconds(source) -> float:
+    """The duration of an audio file (a path or an open file object, left where it was) from its
+    header, without decoding; a one-line error if unreadable."""
+    frames, rate = file_info(source)
+    return frames / rate
 
+
+def file_info(source) -> tuple[int, int]:
+    """(frames, sample rate) of an audio file (a path or an open file object) from its header.
+    A file object is rewound to where it was, so it can be read afterwards."""
+    name = file_object_name(source) if is_file_object(source) else str(source)
+    if not is_file_object(source):
+        with _open(str(source), name) as f:
+            return f.frames, f.samplerate
+    _check_seekable(source, name)
+    start = source.tell()
     try:
-        info = sf.info(str(path))
-    except Exception as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise AudioError(f"{path}: cannot read audio ({msg})") from None
-    return info.frames / info.samplerate
+        with _open(source, name) as f:
+            return f.frames, f.samplerate
+    finally:
+        source.seek(start)

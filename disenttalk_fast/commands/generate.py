@@ -51,9 +51,11 @@ def add_parser(sub, name: str) -> None:
                    help="frames per sampling window (default: the model's training window)")
     p.add_argument("--overlap", type=int, default=None,
                    help="frames held from the previous window (default: window / 5)")
-    p.add_argument("--pose-from", metavar="REF", help="motion file whose pose is used (looped)")
+    p.add_argument("--pose-from", metavar="REF",
+                   help="motion file whose pose is used (resampled from its fps to 25, looped)")
     p.add_argument("--eyes-from", metavar="REF",
-                   help="motion file whose eye-region expression replaces the generated one")
+                   help="motion file whose eye-region expression replaces the generated one "
+                        "(resampled from its fps to 25, looped)")
     p.add_argument("--lip-scale", type=float, default=None,
                    help="scale the lip region about the mean expression (e.g. 1.3)")
     p.add_argument("--freeze", action="append", choices=REGIONS, default=[],

@@ -27,6 +27,13 @@ DEFAULT_BACKGROUND = (0.33, 0.36, 0.42)
 MAX_EXTENT = 1e6
 # Largest rendered image side (size x supersample): an 8192^2 float RGB batch is already GBs.
 MAX_RENDER_SIZE = 8192
+# Largest |pose angle| (radians): one full turn. Trackers give angles in (-pi, pi]; beyond a turn
+# is degrees given as radians or garbage, and float32 sin / cos of a huge angle is noise.
+MAX_POSE_ANGLE = 2 * np.pi
+# Largest |pose translation| (model units: a face spans about 2, the camera is 10 away): beyond
+# it the face is far outside the frame, behind the camera or a few pixels wide — blank frames
+# written without a word, as a pose of 1e30 had been.
+MAX_POSE_TRANSLATION = 1e3
 
 
 def vertex_normals(verts: torch.Tensor, tris: torch.Tensor) -> torch.Tensor:
@@ -56,7 +63,9 @@ def render(motion, face_model=None, size: int = 256, *, pose=None, id=None, tex=
 
     Bad arguments raise a one-line ValueError, as do exp / id coefficients so large that the face
     reaches beyond MAX_EXTENT model units (a face spans about 2): float32 cannot shade such a mesh,
-    and it would have rendered as black frames.
+    and it would have rendered as black frames. So do pose angles beyond +-2 pi radians
+    (MAX_POSE_ANGLE: degrees, or garbage) and translations beyond +-1000 model units
+    (MAX_POSE_TRANSLATION: the face would be out of sight).
     """
     from disenttalk_fast.facemodel.morphable import MorphableModel
 
@@ -84,8 +93,7 @@ def render(motion, face_model=None, size: int = 256, *, pose=None, id=None, tex=
         raise ValueError("render: the expression coefficients contain NaN or infinite values")
     exp = torch.as_tensor(exp, dtype=torch.float32, device=dev)
     pose_t = _pose(pose if pose is not None else motion_pose, F, dev)
-    if not torch.isfinite(pose_t).all():
-        raise ValueError("render: the pose contains NaN or infinite values")
+    _check_pose(pose_t)
     if tex is not None and model.tex_dims == 0:
         raise ValueError(f"render: tex given but the face model '{model.name}' has no albedo basis")
     id_t = _coeffs(id, "id", model.id_dims, F, dev)
@@ -226,6 +234,24 @@ def _pose(pose, frames, dev):
     if p.shape != (frames, 6):
         raise ValueError(f"render: pose must be (6,) or ({frames}, 6), got {tuple(p.shape)}")
     return p
+
+
+def _check_pose(pose_t):
+    """One-line errors for a (F, 6) pose with non-finite or out-of-bounds angles / translations
+    (MAX_POSE_ANGLE, MAX_POSE_TRANSLATION)."""
+    if not torch.isfinite(pose_t).all():
+        raise ValueError("render: the pose contains NaN or infinite values")
+    if pose_t.numel() == 0:
+        return
+    angle = float(pose_t[:, :3].abs().max())
+    if angle > float(np.float32(MAX_POSE_ANGLE)):   # (2 pi itself passes once in float32)
+        raise ValueError(f"render: the pose angles reach {angle:.4g} radians, beyond +-2 pi (a "
+                         f"full turn); degrees given as radians?")
+    shift = float(pose_t[:, 3:].abs().max())
+    if shift > MAX_POSE_TRANSLATION:
+        raise ValueError(f"render: the pose translations reach {shift:.4g} model units, beyond "
+                         f"+-{MAX_POSE_TRANSLATION:g} (a face spans about 2, the camera is 10 "
+                         f"away: it would be out of sight)")
 
 
 def _background(background, size, dev):
