@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 
 
 def cpu_flags() -> frozenset[str] | None:
@@ -179,7 +180,11 @@ def require_cuda():
     return lib
 
 
-if _C is not None and os.environ.get("DISENTTALK_THREAD_POOL", "torch") != "own":
+_POOL_ENV = os.environ.get("DISENTTALK_THREAD_POOL") or "torch"
+if _POOL_ENV not in ("torch", "own"):   # (a typo must not pass unseen: `disenttalk info` shows it)
+    warnings.warn(f"DISENTTALK_THREAD_POOL={_POOL_ENV!r} is not 'torch' or 'own'; using 'torch'",
+                  RuntimeWarning, stacklevel=2)
+if _C is not None and _POOL_ENV != "own":
     set_thread_pool("torch")
 if _C is not None:
     borrow_blas()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from importlib import metadata
 
 from disenttalk_fast import _native, backends
@@ -15,8 +16,28 @@ def _version() -> str:
         return "0+unknown"
 
 
+# Read once, when disenttalk_fast._native is imported: "own" keeps the C++ kernels on their own
+# thread pool, anything else means PyTorch's threads.
+THREAD_POOL_ENV = "DISENTTALK_THREAD_POOL"
+THREAD_POOLS = ("torch", "own")
+
+
+def _thread_pool_env_error() -> str | None:
+    """What is wrong with DISENTTALK_THREAD_POOL, or None (unset, empty, or a known pool)."""
+    value = os.environ.get(THREAD_POOL_ENV)
+    if not value or value in THREAD_POOLS:
+        return None
+    return (f"{THREAD_POOL_ENV}: unknown thread pool {value!r} (choose from "
+            f"{', '.join(THREAD_POOLS)}); it is read as 'torch'")
+
+
 def build_info() -> dict:
-    """Package and torch versions, compiled backends, and what is usable right now."""
+    """Package and torch versions, compiled backends, and what is usable right now.
+
+    Never raises for a bad environment variable: a DISENTTALK_BACKEND that "auto" cannot use
+    here (an unknown name, or a backend these tensors cannot run on) leaves the auto_* fields it
+    breaks None and says why in `backend_env_error`; a DISENTTALK_THREAD_POOL that is not a
+    pool is reported in `thread_pool_env_error`."""
     lib = _native._C
     cuda_compiled = _native.cuda_compiled()
     triton_ok = backends.triton_available()
@@ -28,6 +49,28 @@ def build_info() -> dict:
     device_count = lib.cuda_device_count() if cuda_compiled else 0
     cpu_device = torch.device("cpu")
     cuda_device = torch.device("cuda") if torch.cuda.is_available() else None
+    backend_env = os.environ.get(backends.ENV_VAR)
+    backend_errors: list[str] = []
+
+    def auto(resolve, device):
+        """resolve(device), or None with the reason kept when DISENTTALK_BACKEND breaks it."""
+        if device is None:
+            return None
+        try:
+            return resolve(device)
+        except RuntimeError as exc:   # BackendError, or the kernels it names are not built
+            if not backend_env:
+                raise
+            reason = str(exc).splitlines()[0]
+            if not reason.startswith(backends.ENV_VAR):
+                reason = f"{backends.ENV_VAR}={backend_env}: {reason}"
+            if reason not in backend_errors:
+                backend_errors.append(reason)
+            return None
+
+    auto_cpu = auto(lambda d: backends.resolve("auto", d), cpu_device)
+    auto_cuda = auto(lambda d: backends.resolve("auto", d), cuda_device)
+    model_auto_cuda = auto(_model_auto, cuda_device)
     return {
         "version": _version(),
         "torch_version": torch.__version__,
@@ -45,12 +88,15 @@ def build_info() -> dict:
         "triton_interpreted": backends.triton_interpreted(),
         "num_threads": torch.get_num_threads(),
         "cpu_thread_pool": _native.thread_pool() if lib is not None else None,
+        "thread_pool_env": os.environ.get(THREAD_POOL_ENV),
+        "thread_pool_env_error": _thread_pool_env_error(),
         # Whether fp32 CPU inference runs the block stack as one C++ call (on PyTorch's sgemm).
         "cpu_blas_borrowed": _native.blas_available(),
-        "backend_env": backends.os.environ.get(backends.ENV_VAR),
-        "auto_backend_cpu": backends.resolve("auto", cpu_device),
-        "auto_backend_cuda": backends.resolve("auto", cuda_device) if cuda_device else None,
-        "fast_denoiser_auto_cuda": _model_auto(cuda_device) if cuda_device else None,
+        "backend_env": backend_env,
+        "backend_env_error": "; ".join(backend_errors) or None,
+        "auto_backend_cpu": auto_cpu,
+        "auto_backend_cuda": auto_cuda,
+        "fast_denoiser_auto_cuda": model_auto_cuda,
     }
 
 

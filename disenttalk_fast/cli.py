@@ -8,6 +8,7 @@ import argparse
 import importlib
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 # name -> module in disenttalk_fast.commands; each module has add_parser(subparsers) and run(args).
@@ -50,9 +51,22 @@ def check_output_file(path, suffix: str | None = None) -> Path:
         raise UserError(f"{out}: folder {folder} does not exist")
     if out.is_dir():
         raise UserError(f"{out}: is a directory (give a file name)")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"{out}: folder {folder} is not writable")
+    _check_folder_takes_files(out)
     return out
+
+
+def _check_folder_takes_files(out: Path) -> None:
+    """Create and remove a temporary file beside `out`, as the atomic writers will: a one-line
+    UserError now, before the work, if the folder takes no new file. (os.access says yes to
+    root everywhere, even in /proc, where the writer then failed after all the work, naming
+    its temporary file.)"""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name[:100]}.", suffix=".tmp")
+    except OSError as exc:
+        raise UserError(f"{out}: folder {out.parent} is not writable "
+                        f"({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(tmp)
 
 
 def check_device_arg(device, flag: str = "--device"):
@@ -65,7 +79,8 @@ def check_device_arg(device, flag: str = "--device"):
     try:
         return str(check_device(device))
     except ValueError as exc:
-        raise UserError(f"{flag} {exc}") from None
+        # ("device: 'cuda' asked for, ..." from the library reads "--device: 'cuda' ...")
+        raise UserError(f"{flag}: {str(exc).removeprefix('device: ')}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -92,6 +92,17 @@ def test_model_suite_step_job(tmp_path, one_thread):
     (["--threads", "0"], "--threads must be >= 1"),
     (["--budget", "-1"], "--budget must be a number of seconds > 0"),
     (["--tf32"], "--tf32: TF32 is a CUDA tensor-core format"),
+    # Devices that would time nothing, or are no device at all: one short line.
+    (["--device", "meta"], "the model runs on 'cpu' or 'cuda', got 'meta'"),
+    (["--device", "foo"], "'foo' is not a device"),
+    # Selections of nothing would print an empty table.
+    (["--suite", ","], "--suite: no suite given"),
+    (["--providers", " , "], "--providers: no provider given"),
+    (["--jobs", ","], "--jobs: no job given"),
+    (["--ops", ","], "--ops: no op given"),
+    (["--shapes", ","], "--shapes: no shape given"),
+    (["--suite", "ops", "--ops", "region_attention", "--shapes", "large"],
+     "--ops region_attention: none of them runs at --shapes large"),
 ])
 def test_bad_arguments_give_one_line_errors(args, message, capsys):
     threads, precision = torch.get_num_threads(), torch.get_float32_matmul_precision()
@@ -102,6 +113,23 @@ def test_bad_arguments_give_one_line_errors(args, message, capsys):
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
     assert torch.get_float32_matmul_precision() == precision  # --tf32 puts the switch back
+
+
+def test_outputs_are_checked_before_the_run(tmp_path, capsys):
+    """--json / --chart are written at the end: a path that could not be written is refused
+    before anything is measured (each of these ran the whole benchmark first)."""
+    (tmp_path / "dir.json").mkdir()
+    for args, message in [
+            (["--json", "."], "--json .: the output is a .json file"),
+            (["--json", str(tmp_path / "dir.json")], "is a directory"),
+            (["--json", str(tmp_path / "none" / "x.json")], "does not exist"),
+            (["--chart", str(tmp_path)], "the output is a .png file"),
+            (["--chart", str(tmp_path / "none" / "x.png")], "does not exist")]:
+        assert main(["bench", "--device", "cpu", "--suite", "ops", "--ops", "film", *args]) == 2
+        printed = capsys.readouterr()
+        assert message in printed.err and "\n" not in printed.err.strip(), args
+        assert args[0] in printed.err and printed.out == ""
+    assert [p.name for p in tmp_path.iterdir()] == ["dir.json"]
 
 
 def test_unknown_compile_mode_is_an_argparse_error(capsys):

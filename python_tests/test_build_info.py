@@ -20,6 +20,8 @@ def test_build_info_fields():
     assert info["cuda_device_usable"] == (torch.cuda.is_available() and info["cuda_kernels"])
     assert info["auto_backend_cpu"] in ("cpu", "reference")
     assert isinstance(info["cpu_blas_borrowed"], bool)
+    if not info["backend_env"]:
+        assert info["backend_env_error"] is None
 
 
 def test_info_command_prints_json(tmp_path):
@@ -29,6 +31,46 @@ def test_info_command_prints_json(tmp_path):
     out = subprocess.run([str(script), "info", "--json"], capture_output=True, text=True,
                          check=True, cwd=tmp_path)
     assert json.loads(out.stdout)["cpu_kernels"] is True
+
+
+def test_info_reports_bad_environment_variables_instead_of_failing(monkeypatch, capsys):
+    """`disenttalk info` is the diagnostic command: a bad DISENTTALK_BACKEND (once exit 2 and no
+    report) or DISENTTALK_THREAD_POOL (once silently read as 'torch') shows up in the report,
+    as one stderr line each, and in the exit status 1."""
+    from disenttalk_fast.cli import main
+
+    monkeypatch.setenv("DISENTTALK_BACKEND", "bogus")
+    monkeypatch.setenv("DISENTTALK_THREAD_POOL", "mine")
+    assert main(["info", "--json"]) == 1
+    printed = capsys.readouterr()
+    info = json.loads(printed.out)
+    assert info["backend_env"] == "bogus" and info["auto_backend_cpu"] is None
+    assert "DISENTTALK_BACKEND: unknown backend 'bogus'" in info["backend_env_error"]
+    assert info["thread_pool_env"] == "mine"
+    assert "DISENTTALK_THREAD_POOL: unknown thread pool 'mine'" in info["thread_pool_env_error"]
+    assert printed.err.count("disenttalk info: error: ") == 2
+    assert len(printed.err.strip().splitlines()) == 2
+
+    # A known backend that 'auto' cannot run on CPU tensors: reported, the table still printed.
+    monkeypatch.setenv("DISENTTALK_BACKEND", "cuda")
+    monkeypatch.delenv("DISENTTALK_THREAD_POOL")
+    assert main(["info"]) == 1
+    printed = capsys.readouterr()
+    assert "needs CUDA tensors" in printed.err and "torch_version" in printed.out
+    assert any(line.startswith("backend_env_error") and "DISENTTALK_BACKEND=cuda" in line
+               for line in printed.out.splitlines())
+
+
+def test_info_exits_0_with_good_environment_variables(monkeypatch, capsys):
+    from disenttalk_fast.cli import main
+
+    monkeypatch.setenv("DISENTTALK_BACKEND", "reference")
+    monkeypatch.setenv("DISENTTALK_THREAD_POOL", "own")
+    assert main(["info", "--json"]) == 0
+    printed = capsys.readouterr()
+    info = json.loads(printed.out)
+    assert info["auto_backend_cpu"] == "reference" and printed.err == ""
+    assert info["backend_env_error"] is None and info["thread_pool_env_error"] is None
 
 
 def test_triton_kernels_installed_inside_package():

@@ -145,3 +145,110 @@ def test_eval_errors_are_one_line(tmp_path, capsys):
     assert main(["eval", "--test", str(tmp_path / "file.txt"), "-o", str(tmp_path / "ev")]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert not (tmp_path / "ev").exists()
+
+
+@pytest.fixture(scope="module")
+def bad_files(tiny_setup):
+    """Files that are not checkpoints: a folder, a text file, and a safetensors file of another
+    kind (the sync expert)."""
+    root, _ = tiny_setup
+    (root / "folder.safetensors").mkdir(exist_ok=True)
+    (root / "text.safetensors").write_text("not safetensors")
+    return {"folder": root / "folder.safetensors", "text": root / "text.safetensors",
+            "expert": root / "expert.st", "missing": root / "missing.safetensors"}
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--steps", "0"], "--steps must be >= 1, got 0"),
+    (["--steps", "21"], "--steps 21 exceeds the T=20 diffusion steps of --model "),
+    (["--max-clips", "-1"], "--max-clips must be >= 0, got -1"),
+    (["--ddpm-clips", "-2"], "--ddpm-clips must be >= 0, got -2"),
+    (["--diversity-clips", "-1"], "--diversity-clips must be >= 0, got -1"),
+    (["--ablation", "x={text}"], "--ablation x={text}: not a readable safetensors file"),
+    (["--ablation", "x={expert}"], "--ablation x={expert}: not a disenttalk_fast checkpoint"),
+    (["--ablation", "x={folder}"], "--ablation x={folder}: not a file"),
+    (["--ablation", "x={missing}"], "--ablation x={missing}: no such checkpoint file"),
+    (["--ablation", "x"], "--ablation 'x': expected NAME=CKPT"),
+    (["--ablation", "x={ckpt}", "--ablation", "x={ckpt}"], "the name 'x' is taken"),
+    (["--ablation", "x={ckpt}", "--ablation-baseline", "{missing}"],
+     "--ablation-baseline {missing}: no such checkpoint file"),
+    (["--ablation", "x={ckpt}", "--steps", "21"], "--steps 21 exceeds the T=20"),
+    (["--ablation-baseline", "{ckpt}"], "--ablation-baseline is the reference of --ablation"),
+    (["--cross-lingual", "{missing}"], "--cross-lingual {missing}: no such checkpoint file"),
+    (["--model", "{text}"], "--model {text}: not a readable safetensors file"),
+    (["--expert", "{folder}"], "{folder}: the sync expert is not a file"),
+])
+def test_eval_bad_arguments_fail_before_any_work(tiny_setup, bad_files, extra, message, tmp_path,
+                                                 capsys):
+    """Each of these once failed only after the models loaded or after the whole main
+    evaluation, leaving an empty output folder: now a one-line error first, and no folder."""
+    from disenttalk_fast.cli import main
+
+    root, ckpt = tiny_setup
+    names = {**bad_files, "ckpt": ckpt}
+    extra = [a.format(**names) for a in extra]
+    out = tmp_path / "out"
+    assert main(["eval", "--test", str(root / "test"), "--model", str(ckpt),
+                 "--expert", str(root / "expert.st"), "-o", str(out), "--steps", "2",
+                 *extra]) == 2
+    printed = capsys.readouterr()
+    err = printed.err.strip()
+    assert message.format(**names) in err and "\n" not in err
+    assert not out.exists()
+
+
+def test_eval_output_folder_is_checked_first(tiny_setup, tmp_path, capsys):
+    from disenttalk_fast.cli import main
+
+    root, ckpt = tiny_setup
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "out" / "eval.json").mkdir(parents=True)
+    for out, message in [(tmp_path / "file" / "sub", "is a file, not a folder"),
+                         (tmp_path / "out", "eval.json: is a directory")]:
+        assert main(["eval", "--test", str(root / "test"), "--model", str(ckpt),
+                     "--expert", str(root / "expert.st"), "-o", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err
+
+
+def test_cross_lingual_needs_mandarin_clips(tiny_setup, tmp_path, capsys):
+    """--cross-lingual on a test set without zh clips was silently skipped (even a missing
+    file): now an error, before any model is loaded."""
+    import shutil
+
+    from disenttalk_fast.cli import main
+
+    root, ckpt = tiny_setup
+    en_only = tmp_path / "en_only"
+    shutil.copytree(root / "test", en_only)
+    manifest = en_only / "manifest.jsonl"
+    manifest.write_text("".join(line + "\n" for line in manifest.read_text().splitlines()
+                                if '"en_' in line))
+    dataset = json.loads((en_only / "dataset.json").read_text())
+    (en_only / "dataset.json").write_text(json.dumps({**dataset, "num_clips": 1}))
+    out = tmp_path / "out"
+    assert main(["eval", "--test", str(en_only), "--model", str(ckpt), "--expert",
+                 str(root / "expert.st"), "-o", str(out), "--steps", "2",
+                 "--cross-lingual", str(ckpt)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "has no Mandarin (zh) test clip" in err and "\n" not in err
+    assert not out.exists()
+
+
+def test_a_failed_write_leaves_no_output_folder(tiny_setup, tmp_path, monkeypatch, capsys):
+    """The folder is made only when the results are ready, and taken away again when writing
+    them fails: never a folder with some of the files."""
+    from disenttalk_fast.cli import main
+    from disenttalk_fast.evaluation import report
+
+    def full_disk(path, *args):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(report, "plot_mouth_vs_energy", full_disk)
+    root, ckpt = tiny_setup
+    out = tmp_path / "new" / "out"
+    assert main(["eval", "--test", str(root / "test"), "--model", str(ckpt), "--expert",
+                 str(root / "expert.st"), "-o", str(out), "--steps", "2", "--max-clips", "1",
+                 "--ddpm-clips", "0", "--seeds", "0"]) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

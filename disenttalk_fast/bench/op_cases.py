@@ -91,15 +91,25 @@ BUILDERS = {
 }
 
 
-def op_cases(device: torch.device, dtype: torch.dtype, ops_wanted=None, shapes_wanted=None):
-    for op, build in BUILDERS.items():
+def selected(device: torch.device, ops_wanted=None, shapes_wanted=None) -> list[tuple[str, str]]:
+    """The (op, shape) pairs `op_cases` builds, without building anything (empty or None
+    `ops_wanted` / `shapes_wanted`: all of them)."""
+    pairs = []
+    for op in BUILDERS:
         if ops_wanted and op not in ops_wanted:
             continue
-        for shape, (B, L) in SEQUENCES.items():
+        for shape in SEQUENCES:
             if shapes_wanted and shape not in shapes_wanted:
                 continue
             if shape == "large" and (op not in BANDWIDTH_OPS
                                      or (device.type != "cuda" and not shapes_wanted)):
                 continue
-            ref, run, nbytes = build(B, L, device, dtype)
-            yield OpCase(op, shape, ref, run, nbytes)
+            pairs.append((op, shape))
+    return pairs
+
+
+def op_cases(device: torch.device, dtype: torch.dtype, ops_wanted=None, shapes_wanted=None):
+    for op, shape in selected(device, ops_wanted, shapes_wanted):
+        B, L = SEQUENCES[shape]
+        ref, run, nbytes = BUILDERS[op](B, L, device, dtype)
+        yield OpCase(op, shape, ref, run, nbytes)

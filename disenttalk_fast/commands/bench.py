@@ -25,7 +25,8 @@ def add_parser(sub, name: str) -> None:
                         "(default: the whole clip as one window)")
     p.add_argument("--providers", default="eager,compile,cpu,cuda,triton",
                    help="comma list of: eager, compile, cpu, cuda, triton")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--device", default=None,
+                   help="cpu, cuda or cuda:N (default: cuda when available)")
     p.add_argument("--dtype", default="fp32", choices=sorted(DTYPES))
     p.add_argument("--compile-mode", default=None, choices=COMPILE_MODES,
                    help="torch.compile mode of the 'compile' provider (default: max-autotune on "
@@ -61,6 +62,23 @@ def _split(s: str) -> list[str]:
     return [x.strip() for x in s.split(",") if x.strip()]
 
 
+def _choose(flag: str, value: str, names, what: str, *, all_hint: bool = False,
+            required: bool = True) -> list[str]:
+    """The comma list `value` of a selection flag, each item one of `names`; a one-line
+    UserError for an unknown item, and (when `required`) for a list of none such as `,`, which
+    would measure nothing. `all_hint`: leaving the flag out selects all (said in the error)."""
+    from disenttalk_fast.cli import UserError
+
+    chosen = _split(value)
+    for item in chosen:
+        if item not in names:
+            raise UserError(f"{flag}: unknown {what} '{item}' (choose from {', '.join(names)})")
+    if not chosen and required:
+        hint = f"; leave {flag} out for all" if all_hint else ""
+        raise UserError(f"{flag}: no {what} given (choose from {', '.join(names)}{hint})")
+    return chosen
+
+
 def run(args) -> int:
     from disenttalk_fast._torch import torch
 
@@ -80,51 +98,47 @@ def _run(args) -> int:
     from disenttalk_fast._torch import torch
     from disenttalk_fast.bench import model_cases, op_cases, providers, report, runner
     from disenttalk_fast.bench.bandwidth import peak_gbps
-    from disenttalk_fast.cli import UserError
+    from disenttalk_fast.cli import UserError, check_device_arg, check_output_file
 
+    # Every argument is checked before anything is measured (and before --threads changes the
+    # process's thread count): a bad one is a one-line error, never a table of nothing or a
+    # failure to write after the whole run.
     if not (math.isfinite(args.budget) and args.budget > 0):
         raise UserError(f"--budget must be a number of seconds > 0, got {args.budget}")
-    if args.threads is not None:
-        if args.threads < 1:
-            raise UserError(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is usable here")
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads must be >= 1, got {args.threads}")
+    # cpu / cuda / cuda:N that this machine has; 'meta' and the like would time nothing.
+    device = torch.device(check_device_arg(args.device)
+                          or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = DTYPES[args.dtype]
     if args.tf32:
         if device.type != "cuda":
             raise UserError("--tf32: TF32 is a CUDA tensor-core format; this run is on the CPU")
         if args.dtype != "fp32":
             raise UserError(f"--tf32 applies to fp32 runs; this one is {args.dtype}")
-    wanted = _split(args.providers)
-    for p in wanted:
-        if p not in providers.PROVIDERS:
-            raise UserError(f"--providers: unknown provider '{p}' "
-                            f"(choose from {', '.join(providers.PROVIDERS)})")
+    wanted = _choose("--providers", args.providers, providers.PROVIDERS, "provider")
     if "eager" not in wanted:
         wanted.insert(0, "eager")  # every ratio is against it
-    suites = _split(args.suite)
-    for s in suites:
-        if s not in ("ops", "model"):
-            raise UserError(f"--suite: unknown suite '{s}' (choose from ops, model)")
-    if args.ops:
-        for o in _split(args.ops):
-            if o not in op_cases.BUILDERS:
-                raise UserError(f"--ops: unknown op '{o}' (choose from "
-                                f"{', '.join(op_cases.BUILDERS)})")
-
-    for sh in _split(args.shapes):
-        if sh not in op_cases.SEQUENCES:
-            raise UserError(f"--shapes: unknown shape '{sh}' (choose from "
-                            f"{', '.join(op_cases.SEQUENCES)})")
-    jobs = _split(args.jobs)
-    for j in jobs:
-        if j not in model_cases.JOBS:
-            raise UserError(f"--jobs: unknown job '{j}' (choose from "
-                            f"{', '.join(model_cases.JOBS)})")
+    suites = _choose("--suite", args.suite, ("ops", "model"), "suite")
+    # --ops / --shapes: left empty (the default), all of them.
+    ops = _choose("--ops", args.ops, op_cases.BUILDERS, "op", all_hint=True) if args.ops else []
+    shapes = _choose("--shapes", args.shapes, op_cases.SEQUENCES, "shape",
+                     all_hint=True) if args.shapes else []
+    jobs = _choose("--jobs", args.jobs, model_cases.JOBS, "job", required="model" in suites)
     if args.window is not None and args.window < 2:
         raise UserError(f"--window must be >= 2 frames, got {args.window}")
+    shapes = shapes or (["window-250"] if args.quick else None)
+    if "ops" in suites and not op_cases.selected(device, ops, shapes):
+        raise UserError(f"--ops {args.ops}: none of them runs at --shapes {','.join(shapes)} "
+                        f"('large' is for {', '.join(op_cases.BANDWIDTH_OPS)} only)")
+    for flag, path, suffix in (("--json", args.json, ".json"), ("--chart", args.chart, ".png")):
+        if path:   # written at the end: a missing folder or a directory is refused now
+            try:
+                check_output_file(path, suffix)
+            except UserError as exc:
+                raise UserError(f"{flag} {exc}") from None
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     mode = providers.compile_mode(device, args.compile_mode)
     torch.manual_seed(0)
     name = runner.device_name(device)
@@ -137,8 +151,7 @@ def _run(args) -> int:
               f"the eager reference, the providers of a row timed in interleaved rounds")
     rows: list = []
     if "ops" in suites:
-        shapes = _split(args.shapes) or (["window-250"] if args.quick else None)
-        for case in op_cases.op_cases(device, dtype, _split(args.ops), shapes):
+        for case in op_cases.op_cases(device, dtype, ops, shapes):
             rows += runner.run_case("op", case, device, wanted, args.budget, peak, mode,
                                     _progress, _warmed)
     if "model" in suites:

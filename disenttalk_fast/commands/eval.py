@@ -14,13 +14,17 @@ import json
 import math
 import os
 import platform
+import shutil
 import sys
 import time
 from pathlib import Path
 
+from disenttalk_fast._atomic import atomic_output
 from disenttalk_fast.commands.demo import ASSETS, DEMO_MODEL
 
 SYNC_EXPERT = ASSETS / "sync_expert.safetensors"
+OUTPUTS = ("eval.md", "eval.json", "eye_openness.png", "mouth_vs_energy.png")
+BASELINE_ROW = "full model (same budget)"   # the --ablation-baseline row of the ablations
 
 
 def add_parser(sub, name: str) -> None:
@@ -53,27 +57,115 @@ def _log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def run(args) -> int:
+def _check_output_folder(path) -> Path:
+    """The -o folder as a Path, or a one-line UserError now, not after the evaluation: a file in
+    its place (or in place of a folder above it), a folder that cannot be written, or one of the
+    files it will hold being a directory. Nothing is created here."""
+    from disenttalk_fast.cli import UserError, check_output_file
+
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a folder")
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"{out}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{out}: folder {existing} is not writable")
+    if existing == out:
+        for name in OUTPUTS:
+            check_output_file(out / name)
+    return out
+
+
+def _checkpoint_timesteps(label: str, path) -> int:
+    """T (diffusion steps) of the checkpoint at `path`, read from its safetensors header alone
+    (no weights), so that a missing or foreign file, or a --steps above T, is refused before any
+    model work: a one-line UserError starting with `label` (the flag and the path). The weights
+    themselves are validated when the checkpoint is loaded."""
+    from safetensors import SafetensorError, safe_open
+
+    from disenttalk_fast.checkpoint import FORMAT
+    from disenttalk_fast.cli import UserError
+    from disenttalk_fast.config import DisentTalkConfig
+
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{label}: no such checkpoint file")
+    if not path.is_file():
+        raise UserError(f"{label}: not a file")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"{label}: not a readable safetensors file ({reason})") from None
+    if metadata.get("format") != FORMAT:
+        raise UserError(f"{label}: not a disenttalk_fast checkpoint (metadata 'format' is "
+                        f"{metadata.get('format')!r})")
+    try:
+        return DisentTalkConfig.from_json(metadata["config"]).timesteps
+    except (KeyError, ValueError, TypeError) as exc:
+        raise UserError(f"{label}: invalid config ({exc})") from None
+
+
+def _check_args(args):
+    """Every argument checked before any work: (test_dir, model_path, expert_path, ablations,
+    out). Counts, files and the output folder; each checkpoint's header (its T against
+    --steps)."""
     from disenttalk_fast.cli import UserError
 
     if not args.corpus and not args.test:
         raise UserError("give --corpus DIR (a synthetic corpus) or --test DATASET")
+    if args.steps < 1:
+        raise UserError(f"--steps must be >= 1, got {args.steps}")
+    for flag, value in (("--max-clips", args.max_clips), ("--seeds", args.seeds),
+                        ("--diversity-clips", args.diversity_clips),
+                        ("--ddpm-clips", args.ddpm_clips), ("--threads", args.threads)):
+        if value < 0:
+            raise UserError(f"{flag} must be >= 0, got {value}")
     test_dir = Path(args.test) if args.test else Path(args.corpus) / "test"
     model_path = Path(args.model) if args.model else DEMO_MODEL
     expert_path = Path(args.expert) if args.expert else SYNC_EXPERT
-    for what, path in (("test dataset", test_dir), ("model", model_path),
-                       ("sync expert", expert_path)):
-        if not path.exists():
-            raise UserError(f"{path}: no such {what}")
+    if not test_dir.exists():
+        raise UserError(f"{test_dir}: no such test dataset")
+    if not expert_path.exists():
+        raise UserError(f"{expert_path}: no such sync expert")
+    if not expert_path.is_file():
+        raise UserError(f"{expert_path}: the sync expert is not a file")
     ablations = []
     for spec in args.ablation:
         name, sep, path = spec.partition("=")
-        if not sep or not name or not Path(path).is_file():
-            raise UserError(f"--ablation {spec!r}: expected NAME=CKPT with an existing file")
+        if not sep or not name or not path:
+            raise UserError(f"--ablation {spec!r}: expected NAME=CKPT")
+        if name in dict(ablations) or name == BASELINE_ROW:
+            raise UserError(f"--ablation {spec!r}: the name {name!r} is taken (one row each)")
         ablations.append((name, path))
-    out = Path(args.output)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: exists and is not a folder")
+    if args.ablation_baseline and not (ablations or args.cross_lingual):
+        raise UserError("--ablation-baseline is the reference of --ablation / --cross-lingual; "
+                        "give one of them, or leave it out")
+    out = _check_output_folder(args.output)
+    # Every checkpoint sampled with --steps: a DDIM run takes at most the model's T steps.
+    checkpoints = [(f"--model {args.model}" if args.model else str(model_path), model_path)]
+    if args.cross_lingual:
+        checkpoints.append((f"--cross-lingual {args.cross_lingual}", args.cross_lingual))
+    if args.ablation_baseline:
+        checkpoints.append((f"--ablation-baseline {args.ablation_baseline}",
+                            args.ablation_baseline))
+    checkpoints += [(f"--ablation {name}={path}", path) for name, path in ablations]
+    for label, path in checkpoints:
+        timesteps = _checkpoint_timesteps(label, path)
+        if args.steps > timesteps:
+            raise UserError(f"--steps {args.steps} exceeds the T={timesteps} diffusion steps of "
+                            f"{label}")
+    return test_dir, model_path, expert_path, ablations, out
+
+
+def run(args) -> int:
+    from disenttalk_fast.cli import UserError
+
+    test_dir, model_path, expert_path, ablations, out = _check_args(args)
 
     from disenttalk_fast._torch import torch
     from disenttalk_fast.evaluation import evaluate as E
@@ -85,8 +177,6 @@ def run(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     t_start = time.time()
-    ckpt = load_model(model_path, device="cpu")
-    expert = SyncExpert.load(expert_path)
     by_lang = {}
     for lang in ("en", "zh", None):
         if lang is None and by_lang:
@@ -100,8 +190,12 @@ def run(args) -> int:
         by_lang[lang] = clips
     if not by_lang:
         raise UserError(f"{test_dir}: no test clip long enough for the sync sweep")
+    if args.cross_lingual and "zh" not in by_lang:
+        raise UserError(f"--cross-lingual {args.cross_lingual}: {test_dir} has no Mandarin (zh) "
+                        f"test clip to score it on")
+    ckpt = load_model(model_path, device="cpu")
+    expert = SyncExpert.load(expert_path)
     ev = E.Evaluator(expert, ds.exp_mean, ds.exp_std)
-    out.mkdir(parents=True, exist_ok=True)   # (only once the inputs are known good)
     result = {"model": str(model_path), "test": str(test_dir), "steps": args.steps,
               "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch threads "
                          f"{torch.get_num_threads()}",
@@ -156,7 +250,7 @@ def run(args) -> int:
     # -- ablations -----------------------------------------------------------------------------
     if ablations:
         result["ablations"] = {}
-        runs = ([("full model (same budget)", args.ablation_baseline)]
+        runs = ([(BASELINE_ROW, args.ablation_baseline)]
                 if args.ablation_baseline else []) + ablations
         for name, path in runs:
             _log(f"ablation {name}")
@@ -164,21 +258,34 @@ def run(args) -> int:
             rows, _ = E.evaluate_model(ab, all_clips, ev, steps=args.steps, controls=False)
             result["ablations"][name] = rows["generated"].summary()
 
-    # -- plots ---------------------------------------------------------------------------------
+    # -- outputs: the folder is made only now, and taken away again if writing fails --------
     clip = max(all_clips, key=lambda c: len(c.exp))
     gt_m = ev.gt_measures(clip)
     gen_m = ev.faces(generated[clip.id])
-    report.plot_eye_openness(out / "eye_openness.png", gt_m.eye_openness, gen_m.eye_openness,
-                             f"eye openness over time, test clip {clip.id}")
     energy = audio_energy(clip.samples, len(clip.exp))
-    report.plot_mouth_vs_energy(out / "mouth_vs_energy.png", energy, gt_m.mouth_opening,
-                                gen_m.mouth_opening,
-                                f"mouth opening and audio energy, test clip {clip.id}")
     result["seconds"] = round(time.time() - t_start, 1)
     result["checks"] = [{"criterion": c, "passed": bool(p), "numbers": n}
                         for c, p, n in report.checks(main, ddpm)]
-    (out / "eval.json").write_text(json.dumps(result, indent=1, default=_json_default) + "\n")
-    (out / "eval.md").write_text(markdown(result))
+    texts = {"eval.json": json.dumps(result, indent=1, default=_json_default) + "\n",
+             "eval.md": markdown(result)}
+    made = out
+    while not made.parent.exists():   # the topmost folder this run creates
+        made = made.parent
+    made = None if made.exists() else made
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        report.plot_eye_openness(out / "eye_openness.png", gt_m.eye_openness,
+                                 gen_m.eye_openness, f"eye openness over time, test clip {clip.id}")
+        report.plot_mouth_vs_energy(out / "mouth_vs_energy.png", energy, gt_m.mouth_opening,
+                                    gen_m.mouth_opening,
+                                    f"mouth opening and audio energy, test clip {clip.id}")
+        for name, text in texts.items():
+            with atomic_output(out / name) as tmp:
+                Path(tmp).write_text(text)
+    except BaseException:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
+        raise
     print(f"wrote {out / 'eval.md'}, {out / 'eval.json'}, {out / 'eye_openness.png'}, "
           f"{out / 'mouth_vs_energy.png'} ({result['seconds'] / 60:.1f} min)")
     for c in result["checks"]:

@@ -53,6 +53,19 @@ def checks(main: dict, ddpm: dict | None) -> list[tuple[str, bool, str]]:
     return out
 
 
+def _save(fig, path) -> None:
+    """Write the figure atomically (never a half-written PNG under the final name) and close it."""
+    import matplotlib.pyplot as plt
+
+    from disenttalk_fast._atomic import atomic_output
+
+    try:
+        with atomic_output(path, suffix=".tmp.png") as tmp:
+            fig.savefig(tmp)
+    finally:
+        plt.close(fig)
+
+
 def plot_eye_openness(path: Path, gt, gen, title: str) -> None:
     """Eye openness (lid distance, both eyes averaged) over time, like the paper's Fig. 5."""
     import matplotlib
@@ -68,8 +81,7 @@ def plot_eye_openness(path: Path, gt, gen, title: str) -> None:
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_mouth_vs_energy(path: Path, energy_db, mouth_gt, mouth_gen, title: str) -> None:
@@ -93,5 +105,4 @@ def plot_mouth_vs_energy(path: Path, energy_db, mouth_gt, mouth_gen, title: str)
     ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=7, loc="upper right")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _save(fig, path)
