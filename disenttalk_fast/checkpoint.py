@@ -159,28 +159,10 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", *, use_ema: boo
 
     The model is a `DisentTalkDenoiser` for backend "reference" and a `FastDenoiser` (same
     weights, fused blocks) for any other backend."""
-    from safetensors import SafetensorError, safe_open
-
     path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    if not path.is_file():
-        raise CheckpointError(f"{path}: not a file")
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            metadata = f.metadata() or {}
-            tensors = {key: f.get_tensor(key) for key in f.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable safetensors file ({reason})") from None
-
-    if metadata.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a disenttalk_fast checkpoint (metadata 'format' is "
-                              f"{metadata.get('format')!r})")
-    version = metadata.get("format_version", "?")
-    if version != str(FORMAT_VERSION):
-        raise CheckpointError(f"{path}: checkpoint format version {version} is not supported "
-                              f"(this library reads version {FORMAT_VERSION})")
+    metadata = _read(path, lambda f: f.metadata() or {})
+    _check_format(path, metadata)
+    tensors = _read(path, lambda f: {key: f.get_tensor(key) for key in f.keys()})
     config = _parse(path, metadata, "config",
                     lambda d: DisentTalkConfig.from_dict(d, "config"))
     partition = _parse(path, metadata, "partition", lambda d: Partition.from_dict(d, "partition"))
@@ -218,6 +200,44 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", *, use_ema: boo
                       exp_std=exp_std, meta=extra_meta, extra_tensors=extra, ema_state=ema,
                       feature_type=feature_type,
                       path=str(path))
+
+
+def read_config(path: str | os.PathLike) -> DisentTalkConfig:
+    """The config of the checkpoint at `path`, from its header alone (no weights are read): for
+    checking arguments against a model (its T, its features) before loading it. The same
+    one-line CheckpointErrors as `load_checkpoint` for a file that is missing, unreadable,
+    foreign, of another format version, or whose config is invalid."""
+    path = Path(path)
+    metadata = _read(path, lambda f: f.metadata() or {})
+    _check_format(path, metadata)
+    return _parse(path, metadata, "config", lambda d: DisentTalkConfig.from_dict(d, "config"))
+
+
+def _read(path: Path, what):
+    """what(f) of the safetensors file at `path` opened with safe_open, or a one-line
+    CheckpointError for a missing, non-file or unreadable (garbage, truncated) one."""
+    from safetensors import SafetensorError, safe_open
+
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: not a file")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return what(f)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable safetensors file ({reason})") from None
+
+
+def _check_format(path: Path, metadata: dict) -> None:
+    if metadata.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a disenttalk_fast checkpoint (metadata 'format' is "
+                              f"{metadata.get('format')!r})")
+    version = metadata.get("format_version", "?")
+    if version != str(FORMAT_VERSION):
+        raise CheckpointError(f"{path}: checkpoint format version {version} is not supported "
+                              f"(this library reads version {FORMAT_VERSION})")
 
 
 def _check_size(path: Path, config: DisentTalkConfig, tensors: dict) -> None:

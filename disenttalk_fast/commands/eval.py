@@ -80,34 +80,17 @@ def _check_output_folder(path) -> Path:
 
 
 def _checkpoint_timesteps(label: str, path) -> int:
-    """T (diffusion steps) of the checkpoint at `path`, read from its safetensors header alone
-    (no weights), so that a missing or foreign file, or a --steps above T, is refused before any
-    model work: a one-line UserError starting with `label` (the flag and the path). The weights
-    themselves are validated when the checkpoint is loaded."""
-    from safetensors import SafetensorError, safe_open
-
-    from disenttalk_fast.checkpoint import FORMAT
+    """T (diffusion steps) of the checkpoint at `path`, read from its header alone (no weights),
+    so that a missing or foreign file, or a --steps above T, is refused before any model work:
+    a one-line UserError naming `label` (the flag and the path). The weights themselves are
+    validated when the checkpoint is loaded."""
+    from disenttalk_fast.checkpoint import CheckpointError, read_config
     from disenttalk_fast.cli import UserError
-    from disenttalk_fast.config import DisentTalkConfig
 
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{label}: no such checkpoint file")
-    if not path.is_file():
-        raise UserError(f"{label}: not a file")
     try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            metadata = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserError(f"{label}: not a readable safetensors file ({reason})") from None
-    if metadata.get("format") != FORMAT:
-        raise UserError(f"{label}: not a disenttalk_fast checkpoint (metadata 'format' is "
-                        f"{metadata.get('format')!r})")
-    try:
-        return DisentTalkConfig.from_json(metadata["config"]).timesteps
-    except (KeyError, ValueError, TypeError) as exc:
-        raise UserError(f"{label}: invalid config ({exc})") from None
+        return read_config(path).timesteps
+    except CheckpointError as exc:   # "PATH: problem" -> "LABEL: problem"
+        raise UserError(f"{label}: {str(exc).removeprefix(f'{Path(path)}: ')}") from None
 
 
 def _check_args(args):
