@@ -326,6 +326,11 @@ def test_ordinary_overshoot_still_loads_and_clips_as_before(tmp_path):
     path = tmp_path / "int_range.wav"                # a float file holding int16-range values
     sf.write(path, tone(16000) * 32767, 16000, subtype="FLOAT")
     one_line_error(lambda: load_audio(path), str(path), "divide it by 32768")
+    # Checked per channel, in files as in arrays: opposite channels must not cancel it out.
+    stereo = np.stack([40 * tone(16000), -36 * tone(16000)], axis=1)   # peaks 20, 18; mean 1
+    sf.write(path, stereo, 16000, subtype="FLOAT")
+    one_line_error(lambda: load_audio(path), str(path), "reach 20")
+    one_line_error(lambda: load_audio(stereo), "audio array", "reach 20")
 
 
 def test_file_objects_read_like_paths(tmp_path):

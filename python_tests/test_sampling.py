@@ -191,6 +191,29 @@ def test_region_control_cannot_change_after_it_is_checked():
     assert dataclasses.replace(control, eye_scale=0.5).scales == {"lip": 1.0, "eye": 0.5}
     with pytest.raises(ValueError, match="both scaled and fixed"):
         dataclasses.replace(control, freeze={"lip": torch.zeros(12)})
+    # A reference is copied: changing the caller's array later cannot bypass its checks.
+    ref = torch.zeros(12)
+    frozen = RegionControl(freeze={"eye": ref})
+    ref[:] = float("nan")
+    assert torch.isfinite(frozen.freeze["eye"]).all()
+
+
+def test_region_control_pickles_copies_and_compares():
+    """Still a plain value: process pools pickle it, dataclasses.asdict and deepcopy work, and
+    equal settings compare equal."""
+    import copy
+    import dataclasses
+    import pickle
+
+    control = RegionControl(lip_scale=1.3, freeze={"eye": torch.arange(12.0)})
+    for twin in (pickle.loads(pickle.dumps(control)), copy.deepcopy(control),
+                 RegionControl(scale={"lip": 1.3}, freeze={"eye": list(range(12))})):
+        assert twin == control and twin.scales == {"lip": 1.3}
+        with pytest.raises(TypeError):
+            twin.scale["lip"] = 2.0
+    assert dataclasses.asdict(control)["scale"] == {}
+    assert control != RegionControl(lip_scale=1.3, freeze={"eye": torch.zeros(12)})
+    assert control != RegionControl(lip_scale=1.2, freeze={"eye": torch.arange(12.0)})
 
 
 def test_region_control_reference_errors(model):
@@ -208,7 +231,7 @@ def test_region_control_reference_errors(model):
     (dict(guidance=-1.0), r"guidance scale must be in \[0, 100\]"),
     (dict(guidance=1e20), r"guidance scale must be in \[0, 100\]"),
     (dict(eta=2.0), "eta must be a number in"), (dict(eta=None), "eta must be a number in"),
-    (dict(eta="x"), "eta must be a number in"),
+    (dict(eta="x"), "eta must be a number in"), (dict(eta=float("nan")), "eta must be a number in"),
     (dict(window=8, overlap=8), "overlap must be an integer in"),
     (dict(num_frames=16), "num_frames=16 needs 32 audio rows"),
     (dict(num_frames=3.5), "num_frames must be an integer >= 1"),
@@ -254,6 +277,11 @@ def test_a_checkpoint_samples_its_model_and_other_objects_are_refused(model):
     assert torch.equal(sample(ckpt, AUDIO, steps=2), sample(model, AUDIO, steps=2))
     with pytest.raises(ValueError, match="model must be a denoiser .* got dict"):
         sample({}, AUDIO)
+
+
+def test_one_element_tensors_are_numbers(model):
+    a = sample(model, AUDIO, steps=2, eta=torch.tensor(0.5), guidance=torch.tensor(2.0))
+    assert torch.equal(a, sample(model, AUDIO, steps=2, eta=0.5, guidance=2.0))
 
 
 def test_numpy_integers_are_integers(model):

@@ -296,6 +296,8 @@ def _decode(source, name: str, sr: int | None) -> np.ndarray:
         try:
             for block in f.blocks(blocksize=BLOCK, dtype="float32", always_2d=True):
                 # The layout is known here: a file may have more than MAX_CHANNELS channels.
+                # The peak is checked per channel, as for arrays (a mixdown can hide one).
+                _check_float_peak(block, name)
                 out.append(cond.push(_mixdown(block)))
         except AudioError:   # (samples we refuse, already one line naming the file)
             raise

@@ -16,6 +16,7 @@ import os
 import platform
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -71,11 +72,17 @@ def _check_output_folder(path) -> Path:
         existing = existing.parent
     if not existing.is_dir():
         raise UserError(f"{out}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UserError(f"{out}: folder {existing} is not writable")
     if existing == out:
         for name in OUTPUTS:
-            check_output_file(out / name)
+            check_output_file(out / name)   # (each probes the folder with a temporary file)
+        return out
+    # A folder to be made: probe its nearest existing parent by making (and removing) one, as
+    # os.access says yes to root everywhere, even in /proc.
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".eval-probe-"))
+    except OSError as exc:
+        raise UserError(f"{out}: folder {existing} is not writable "
+                        f"({exc.strerror or exc})") from None
     return out
 
 

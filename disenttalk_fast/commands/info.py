@@ -2,8 +2,10 @@
 
 It is the diagnostic command, so a bad environment variable (DISENTTALK_BACKEND,
 DISENTTALK_THREAD_POOL) does not stop it: the whole report is printed, the field `*_env_error`
-says what is wrong, the same line goes to stderr, and the exit status is 1 (0 when nothing is
-wrong)."""
+says what is wrong and the same line goes to stderr. The exit status is 1 for a variable that
+is wrong everywhere (an unknown pool or backend, or a backend no device here can run), 0
+otherwise: DISENTTALK_BACKEND=cuda on a GPU machine only breaks "auto" for CPU tensors, which is
+reported as a warning."""
 
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ ENV_ERRORS = ("backend_env_error", "thread_pool_env_error")
 def add_parser(sub, name: str) -> None:
     p = sub.add_parser(name, help="show compiled backends, devices and versions",
                        description="Show compiled backends, devices and versions. Exit status 1 "
-                                   "when an environment variable it reports is invalid.")
+                                   "when an environment variable it reports is invalid "
+                                   "everywhere here.")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=run)
 
@@ -34,8 +37,14 @@ def run(args) -> int:
             if isinstance(value, list):
                 value = ", ".join(value) or "-"
             print(f"{key:<{width}}  {value if value is not None else '-'}")
-    problems = [info[key] for key in ENV_ERRORS if info.get(key)]
     sys.stdout.flush()
-    for problem in problems:
-        print(f"disenttalk {args.command}: error: {problem}", file=sys.stderr)
-    return 1 if problems else 0
+    # A backend that still resolves on some device here is a warning, not an error.
+    usable = info.get("auto_backend_cpu") or info.get("auto_backend_cuda")
+    status = 0
+    for key in ENV_ERRORS:
+        if info.get(key):
+            fatal = key != "backend_env_error" or not usable
+            status = max(status, int(fatal))
+            print(f"disenttalk {args.command}: {'error' if fatal else 'warning'}: {info[key]}",
+                  file=sys.stderr)
+    return status

@@ -7,7 +7,8 @@ S >= 2); S = T visits every timestep.
 
 from __future__ import annotations
 
-from disenttalk_fast._checks import is_real
+import math
+
 from disenttalk_fast._torch import torch
 from disenttalk_fast.sampling.plan import SamplingPlan, check_steps
 
@@ -18,9 +19,13 @@ def ddim_timesteps(timesteps: int, steps: int) -> torch.Tensor:
 
 
 def ddim_plan(diffusion, steps: int = 25, eta: float = 0.0) -> SamplingPlan:
-    if not is_real(eta) or not 0.0 <= float(eta) <= 1.0:   # (NaN fails the range too)
+    try:   # a Python or numpy number, or a one-element tensor; not a string
+        value = float(eta) if not isinstance(eta, (str, bytes)) else math.nan
+    except (TypeError, ValueError):
+        value = math.nan
+    if not 0.0 <= value <= 1.0:   # (NaN fails it too)
         raise ValueError(f"eta must be a number in [0, 1], got {eta!r}")
-    eta = float(eta)
+    eta = value
     s = diffusion.schedule
     ts = ddim_timesteps(s.timesteps, steps)
     abar = s.alphas_cumprod.double()[ts]

@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 from disenttalk_fast._checks import is_real
 from disenttalk_fast._torch import torch
@@ -38,6 +37,25 @@ def _check_region(name: str, what: str) -> str:
     return name
 
 
+class _ReadOnlyDict(dict):
+    """A dict that cannot change once made: a RegionControl's checks ran on its contents. It
+    still pickles, copies and compares as a dict (process pools, dataclasses.asdict)."""
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError("a RegionControl cannot change after it is made (its checks ran then); "
+                        "make a new one, e.g. dataclasses.replace(control, ...)")
+
+    __setitem__ = __delitem__ = __ior__ = clear = pop = popitem = setdefault = update = _refuse
+
+    def __reduce__(self):
+        return type(self), (dict(self),)
+
+
+def _same_references(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(
+        a[k].shape == b[k].shape and torch.equal(a[k].cpu(), b[k].cpu()) for k in a)
+
+
 # Dims of a reference: freeze takes one frame, replace a sequence; each with an optional batch.
 _REF_DIMS = {"freeze": (1, 2), "replace": (2, 3)}
 
@@ -48,7 +66,8 @@ def _as_reference(kind: str, region: str, ref) -> torch.Tensor:
     when sampling: they need the partition and the number of frames.)"""
     what = f"RegionControl {kind}[{region!r}]"
     try:
-        t = torch.as_tensor(ref, dtype=torch.float32)
+        # (a copy: a caller's array changed later must not bypass the checks below)
+        t = torch.as_tensor(ref, dtype=torch.float32).detach().clone()
     except (TypeError, ValueError, RuntimeError):
         raise ValueError(f"{what}: expected an array of numbers, got "
                          f"{type(ref).__name__}") from None
@@ -72,7 +91,7 @@ class RegionControl:
     freeze: dict = field(default_factory=dict)    # region -> one frame: (N,) / (K_r,) / (B, .)
     replace: dict = field(default_factory=dict)   # region -> sequence: (L', N|K_r) / (B, L', .)
 
-    # Frozen, its dicts copied into read-only views: a control is checked once, here, so changing
+    # Frozen, its dicts read-only copies: a control is checked once, here, so changing
     # it afterwards (c.lip_scale = 2, c.scale["lip"] = 2) is an error rather than silently
     # ignored or unchecked.
     def __post_init__(self):
@@ -97,15 +116,22 @@ class RegionControl:
         for k in refs["replace"]:
             if k in refs["freeze"]:
                 raise ValueError(f"RegionControl: region {k!r} is both frozen and replaced")
-        object.__setattr__(self, "scales", MappingProxyType({k: float(v)
-                                                              for k, v in scales.items()}))
-        object.__setattr__(self, "scale", MappingProxyType(dict(self.scale)))
+        object.__setattr__(self, "scales", _ReadOnlyDict({k: float(v) for k, v in scales.items()}))
+        object.__setattr__(self, "scale", _ReadOnlyDict(self.scale))
         for kind, checked in refs.items():
-            object.__setattr__(self, kind, MappingProxyType(checked))
+            object.__setattr__(self, kind, _ReadOnlyDict(checked))
         for k in self.scales:
             if k in self.freeze or k in self.replace:
                 raise ValueError(f"RegionControl: region {k!r} is both scaled and fixed to a "
                                  "reference; scale the reference instead")
+
+    def __eq__(self, other) -> bool:
+        """The same control: the same resolved scales and equal references."""
+        if not isinstance(other, RegionControl):
+            return NotImplemented
+        return (self.scales == other.scales
+                and _same_references(self.freeze, other.freeze)
+                and _same_references(self.replace, other.replace))
 
     @property
     def has_known(self) -> bool:
