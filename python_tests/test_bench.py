@@ -44,6 +44,22 @@ def test_unavailable_providers_are_reported_not_fatal(tmp_path, capsys):
     assert "skipped:" in capsys.readouterr().out
 
 
+def test_a_chart_with_nothing_to_draw_is_an_error_not_a_missing_file(tmp_path, capsys,
+                                                                    monkeypatch):
+    """With no speed-up to draw (every case skipped or failed, eager too), --chart wrote nothing
+    and the command still exited 0."""
+    from disenttalk_fast.bench import report
+
+    chart = tmp_path / "c.png"
+    assert report.save_chart([], "nothing", str(chart)) is False and not chart.exists()
+    monkeypatch.setattr(report, "save_chart", lambda rows, title, path: False)
+    assert main(["bench", "--suite", "ops", "--ops", "film", "--shapes", "window-250",
+                 "--providers", "eager", "--budget", "0.01", "--device", "cpu",
+                 "--chart", str(chart)]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]   # (after the progress rows)
+    assert last.startswith(f"disenttalk bench: error: {chart}: no chart written")
+
+
 def test_providers_are_timed_in_interleaved_rounds():
     """One call of each provider per round, so a burst of other work slows all of them alike;
     a provider that fails (at warm-up or later) is reported as its exception, the others go

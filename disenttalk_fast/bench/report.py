@@ -36,8 +36,9 @@ def save_json(rows: list[Row], meta: dict, path: str) -> None:
         json.dump({"meta": meta, "rows": [r.to_dict() for r in rows]}, f, indent=1)
 
 
-def save_chart(rows: list[Row], title: str, path: str) -> None:
-    """Grouped bars: speed-up over the eager reference per (name, shape) and provider."""
+def save_chart(rows: list[Row], title: str, path: str) -> bool:
+    """Grouped bars: speed-up over the eager reference per (name, shape) and provider. False
+    (and no file) when no row has one to draw: every case skipped or failed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -47,7 +48,7 @@ def save_chart(rows: list[Row], title: str, path: str) -> None:
     groups = list(dict.fromkeys(f"{r.name}\n{r.shape}" for r in ok))
     provs = list(dict.fromkeys(r.provider for r in ok))
     if not groups:
-        return
+        return False
     fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(groups)), 4))
     width = 0.8 / max(len(provs), 1)
     for j, p in enumerate(provs):
@@ -64,3 +65,4 @@ def save_chart(rows: list[Row], title: str, path: str) -> None:
     with atomic_output(path, suffix=".tmp.png") as tmp:
         fig.savefig(tmp, dpi=120)
     plt.close(fig)
+    return True

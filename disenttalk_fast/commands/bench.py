@@ -168,6 +168,9 @@ def _run(args) -> int:
             "command": "disenttalk bench " + " ".join(sys.argv[2:])}
     if args.json:
         report.save_json(rows, meta, args.json)
-    if args.chart:
-        report.save_chart(rows, header.splitlines()[0], args.chart)
+    if args.chart and not report.save_chart(rows, header.splitlines()[0], args.chart):
+        from disenttalk_fast.cli import UserError
+
+        raise UserError(f"{args.chart}: no chart written: no row has a speed-up over eager "
+                        f"to draw (every case skipped or failed)")
     return 0
