@@ -119,6 +119,10 @@ def test_model_suite_step_job(tmp_path, one_thread):
     (["--shapes", ","], "--shapes: no shape given"),
     (["--suite", "ops", "--ops", "region_attention", "--shapes", "large"],
      "--ops region_attention: none of them runs at --shapes large"),
+    # A flag of a suite left out would be ignored.
+    (["--suite", "ops", "--jobs", "step"], "--jobs applies to --suite model"),
+    (["--suite", "ops", "--window", "100"], "--window applies to --suite model"),
+    (["--suite", "model", "--ops", "film"], "--ops applies to --suite ops"),
 ])
 def test_bad_arguments_give_one_line_errors(args, message, capsys):
     threads, precision = torch.get_num_threads(), torch.get_float32_matmul_precision()

@@ -18,8 +18,8 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--suite", default="ops,model", help="comma list of: ops, model")
     p.add_argument("--ops", default="", help="comma list of op names (default: all)")
     p.add_argument("--shapes", default="", help="comma list of shape names (default: all)")
-    p.add_argument("--jobs", default="step,ddim,ddpm,stream",
-                   help="model suite: comma list of: step, ddim, ddpm, stream")
+    p.add_argument("--jobs", default=None,
+                   help="model suite: comma list of: step, ddim, ddpm, stream (default: all)")
     p.add_argument("--window", type=int, default=None,
                    help="model suite: frames per sampling window for the whole-clip runs "
                         "(default: the whole clip as one window)")
@@ -120,11 +120,17 @@ def _run(args) -> int:
     if "eager" not in wanted:
         wanted.insert(0, "eager")  # every ratio is against it
     suites = _choose("--suite", args.suite, ("ops", "model"), "suite")
+    # A flag of a suite this run leaves out would be ignored without a word.
+    for flag, value, suite in (("--ops", args.ops, "ops"), ("--shapes", args.shapes, "ops"),
+                               ("--jobs", args.jobs, "model"), ("--window", args.window, "model")):
+        if value not in (None, "") and suite not in suites:
+            raise UserError(f"{flag} applies to --suite {suite}, which this run leaves out")
     # --ops / --shapes: left empty (the default), all of them.
     ops = _choose("--ops", args.ops, op_cases.BUILDERS, "op", all_hint=True) if args.ops else []
     shapes = _choose("--shapes", args.shapes, op_cases.SEQUENCES, "shape",
                      all_hint=True) if args.shapes else []
-    jobs = _choose("--jobs", args.jobs, model_cases.JOBS, "job", required="model" in suites)
+    jobs = _choose("--jobs", ",".join(model_cases.JOBS) if args.jobs is None else args.jobs,
+                   model_cases.JOBS, "job", required="model" in suites)
     if args.window is not None and args.window < 2:
         raise UserError(f"--window must be >= 2 frames, got {args.window}")
     shapes = shapes or (["window-250"] if args.quick else None)
