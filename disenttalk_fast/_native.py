@@ -180,11 +180,24 @@ def require_cuda():
     return lib
 
 
-_POOL_ENV = os.environ.get("DISENTTALK_THREAD_POOL") or "torch"
-if _POOL_ENV not in ("torch", "own"):   # (a typo must not pass unseen: `disenttalk info` shows it)
-    warnings.warn(f"DISENTTALK_THREAD_POOL={_POOL_ENV!r} is not 'torch' or 'own'; using 'torch'",
-                  RuntimeWarning, stacklevel=2)
-if _C is not None and _POOL_ENV != "own":
+THREAD_POOL_ENV = "DISENTTALK_THREAD_POOL"
+THREAD_POOLS = ("torch", "own")
+
+
+def thread_pool_env_error() -> str | None:
+    """What is wrong with DISENTTALK_THREAD_POOL now, or None (unset, empty, or a known pool)."""
+    value = os.environ.get(THREAD_POOL_ENV)
+    if not value or value in THREAD_POOLS:
+        return None
+    return (f"{THREAD_POOL_ENV}: unknown thread pool {value!r} (choose from "
+            f"{', '.join(THREAD_POOLS)}); it is read as 'torch'")
+
+
+# Read once, here: "own" keeps the C++ kernels on their own thread pool, anything else means
+# PyTorch's threads; a typo must not pass unseen (`disenttalk info` reports it too).
+if thread_pool_env_error():
+    warnings.warn(thread_pool_env_error(), RuntimeWarning, stacklevel=2)
+if _C is not None and os.environ.get(THREAD_POOL_ENV) != "own":
     set_thread_pool("torch")
 if _C is not None:
     borrow_blas()

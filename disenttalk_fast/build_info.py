@@ -16,21 +16,6 @@ def _version() -> str:
         return "0+unknown"
 
 
-# Read once, when disenttalk_fast._native is imported: "own" keeps the C++ kernels on their own
-# thread pool, anything else means PyTorch's threads.
-THREAD_POOL_ENV = "DISENTTALK_THREAD_POOL"
-THREAD_POOLS = ("torch", "own")
-
-
-def _thread_pool_env_error() -> str | None:
-    """What is wrong with DISENTTALK_THREAD_POOL, or None (unset, empty, or a known pool)."""
-    value = os.environ.get(THREAD_POOL_ENV)
-    if not value or value in THREAD_POOLS:
-        return None
-    return (f"{THREAD_POOL_ENV}: unknown thread pool {value!r} (choose from "
-            f"{', '.join(THREAD_POOLS)}); it is read as 'torch'")
-
-
 def build_info() -> dict:
     """Package and torch versions, compiled backends, and what is usable right now.
 
@@ -88,8 +73,8 @@ def build_info() -> dict:
         "triton_interpreted": backends.triton_interpreted(),
         "num_threads": torch.get_num_threads(),
         "cpu_thread_pool": _native.thread_pool() if lib is not None else None,
-        "thread_pool_env": os.environ.get(THREAD_POOL_ENV),
-        "thread_pool_env_error": _thread_pool_env_error(),
+        "thread_pool_env": os.environ.get(_native.THREAD_POOL_ENV),
+        "thread_pool_env_error": _native.thread_pool_env_error(),
         # Whether fp32 CPU inference runs the block stack as one C++ call (on PyTorch's sgemm).
         "cpu_blas_borrowed": _native.blas_available(),
         "backend_env": backend_env,

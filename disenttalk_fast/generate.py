@@ -376,7 +376,7 @@ def generate(model_or_checkpoint, audio, *, sampler: str = "ddim", steps: int | 
 
 def _generate(ckpt, audio, t0, *, sampler, steps, guidance, seed, pose, control, progress,
               window, overlap, eta, sr, cache_dir, hubert_dir, layer, bounded) -> Motion:
-    from disenttalk_fast.sampling import sample
+    from disenttalk_fast.sampling.sampler import check_finite, sample
 
     model = ckpt.model
     dev = model_device(model)
@@ -410,7 +410,8 @@ def _generate(ckpt, audio, t0, *, sampler, steps, guidance, seed, pose, control,
                    overlap=overlap, progress=bar)
     finally:
         bar.close()
-    exp = _check_finite(ckpt.denormalize(z[0].float()).cpu().numpy(), model, guidance)
+    # (sample checked z; denormalising can still overflow, e.g. with a huge exp_std)
+    exp = check_finite(ckpt.denormalize(z[0].float()).cpu().numpy(), model, guidance)
     seconds = time.perf_counter() - t0
     meta = {"sampler": sampler, "steps": steps_run(ckpt.config, sampler, steps),
             "guidance": float(guidance), "seed": int(seed),
@@ -428,15 +429,6 @@ def steps_run(config, sampler: str, steps) -> int:
     """The denoising steps a (successful) call ran, for meta: DDPM always runs all T (the DDIM
     default steps=25 is ignored for it), DDIM `steps`, or T for steps=None."""
     return int(config.timesteps) if sampler == "ddpm" or steps is None else int(steps)
-
-
-def _check_finite(exp: np.ndarray, model, guidance: float) -> np.ndarray:
-    """The generated motion, or a one-line error instead of handing out NaN / inf frames."""
-    if not np.isfinite(exp).all():
-        raise ValueError(f"the generated motion is not finite: a value overflowed "
-                         f"({_dtype_name(model)} weights, guidance {guidance:g}; a scale far "
-                         f"beyond 1-5, fp16's range or untrained weights can do that)")
-    return exp
 
 
 # -- bounded-memory path (long audio) ------------------------------------------------------------
@@ -497,6 +489,7 @@ def _audio_blocks(audio, sr):
 
 def _generate_bounded(ckpt, audio, sr, t0, *, sampler, steps, guidance, seed, pose, control,
                       progress, window, overlap, eta) -> Motion:
+    from disenttalk_fast.sampling.sampler import check_finite
     from disenttalk_fast.sampling.windowed import check_window, window_starts
     from disenttalk_fast.stream import Streamer
 
@@ -514,7 +507,7 @@ def _generate_bounded(ckpt, audio, sr, t0, *, sampler, steps, guidance, seed, po
         parts.append(stream.flush())
     finally:
         bar.close()
-    exp = _check_finite(np.concatenate([p.exp for p in parts]), ckpt.model, guidance)
+    exp = check_finite(np.concatenate([p.exp for p in parts]), ckpt.model, guidance)
     pose_arr = np.concatenate([p.pose for p in parts])
     seconds = time.perf_counter() - t0
     meta = {"sampler": sampler, "steps": steps_run(ckpt.config, sampler, steps),

@@ -39,10 +39,12 @@ def make_plan(diffusion: GaussianDiffusion, sampler: str, steps: int | None, eta
     raise ValueError(f"unknown sampler {sampler!r} (choose from {', '.join(SAMPLERS)})")
 
 
-def check_finite(z: torch.Tensor, model, guidance: float) -> torch.Tensor:
-    """z, or a one-line error instead of handing out NaN / inf motion (an fp16 overflow, a
-    large guidance scale on a weak model, extreme features or broken weights can do that)."""
-    if not bool(torch.isfinite(z).all()):
+def check_finite(z, model, guidance: float):
+    """z (a tensor, or a numpy array of denormalised motion), or a one-line error instead of
+    handing out NaN / inf motion (an fp16 overflow, a large guidance scale on a weak model,
+    extreme features or broken weights can do that). sample, Streamer and generate share it."""
+    finite = np.isfinite(z).all() if isinstance(z, np.ndarray) else torch.isfinite(z).all()
+    if not bool(finite):
         dtype = str(next(model.parameters()).dtype).replace("torch.", "")
         raise ValueError(f"the generated motion is not finite: a value overflowed ({dtype} "
                          f"weights, guidance {guidance:g}; fp16's range, a scale far beyond "
